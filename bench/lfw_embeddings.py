@@ -1,0 +1,231 @@
+"""Embeddings of every LFW photo, computed once with the real pipeline and cached.
+
+The benchmarks and the score calibration need all 13,233 photos many times over; one pass
+through decode -> detect -> align -> embed (~40 ms a photo) is cached in
+``bench/results/lfw_embeddings_<model_id>.npz``. A photo where the detector finds no face is
+recorded as a miss, never replaced by a guessed crop, so that benchmarks can count it as an
+error. The embedding of the horizontally mirrored crop is stored too: it measures flip
+test-time augmentation without a second pass over the photos.
+
+    python -m bench.lfw_embeddings            # compute what the cache lacks
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import config
+from workers.align import align_face
+from workers.embedder import FR_FEATURE, SFACE
+from workers.pipeline import NoFaceError, Pipeline
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT.parent / "shared" / "data"
+LFW_DIR = DATA_DIR / "lfw"
+RESULTS_DIR = ROOT / "bench" / "results"
+PAIR_FILES = ("pairs_devtrain.tsv", "pairs_devtest.tsv", "pairs.tsv")
+PART_DIMS = {SFACE.name: SFACE.dim, FR_FEATURE.name: FR_FEATURE.dim}
+# Benchmark variants: the embedding models whose cosines are averaged, and whether each
+# model's vector is the sum of the plain and the mirrored crop's (flip augmentation).
+PROFILES: dict[str, tuple[tuple[str, ...], bool]] = {
+    "sface": (("sface",), False),
+    "fr_feature": (("fr_feature",), False),
+    "fused": (("sface", "fr_feature"), False),
+    "sface-flip": (("sface",), True),
+    "fr_feature-flip": (("fr_feature",), True),
+    "fused-flip": (("sface", "fr_feature"), True),
+}
+CHECKPOINT_EVERY = 1000
+
+
+@dataclass
+class LfwEmbeddings:
+    """Per photo (rows aligned with ``paths``): fused embedding, mirrored-crop embedding,
+    whether a face was detected, and the seconds decode + detect + embed took."""
+
+    model_id: str
+    paths: list[str]
+    vectors: np.ndarray  # (N, D) float32, zero rows for misses
+    flipped: np.ndarray  # (N, D) float32, zero rows for misses
+    detected: np.ndarray  # (N,) bool
+    seconds: np.ndarray  # (N,) float64, pipeline time per photo
+    flip_seconds: np.ndarray  # (N,) float64, extra time for the mirrored crop
+
+    def rows(self, paths: list[str]) -> np.ndarray:
+        """Row index of each path."""
+        index = {p: i for i, p in enumerate(self.paths)}
+        return np.array([index[p] for p in paths], dtype=np.int64)
+
+    def profile_vectors(self, profile: str) -> np.ndarray:
+        """(N, d) vectors whose inner products are the profile's similarity."""
+        return profile_vectors(self.model_id, profile, self.vectors, self.flipped)
+
+
+def profile_vectors(model_id: str, profile: str, vectors: np.ndarray, flipped: np.ndarray | None = None) -> np.ndarray:
+    """Re-weight ``model_id`` embeddings into the profile's: the mean of the chosen models'
+    cosines, each model's part L2-normalised (zero rows stay zero). Flip profiles add the
+    mirrored crop's part before normalising."""
+    parts, flip = PROFILES[profile]
+    if flip and flipped is None:
+        raise ValueError(f"profile {profile} needs the mirrored-crop embeddings")
+    offsets, start = {}, 0
+    for name in model_id.split("+"):
+        offsets[name] = (start, start + PART_DIMS[name])
+        start += PART_DIMS[name]
+    blocks = []
+    for name in parts:
+        lo, hi = offsets[name]
+        block = vectors[:, lo:hi] + (flipped[:, lo:hi] if flip else 0.0)
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        blocks.append(block / np.maximum(norms, 1e-12))
+    return (np.concatenate(blocks, axis=1) / np.sqrt(len(parts))).astype(np.float32)
+
+
+def identity(path: str) -> str:
+    """LFW paths are ``images/<Name>/<Name>_NNNN.jpg``."""
+    return path.split("/")[1]
+
+
+def read_pairs(name: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(path1s, path2s, same) from one of LFW's header-less pair files."""
+    rows = [line.rstrip("\n").split("\t") for line in (LFW_DIR / name).read_text().splitlines() if line]
+    return [r[0] for r in rows], [r[1] for r in rows], np.array([r[2] == "1" for r in rows])
+
+
+def lfw_photos() -> list[str]:
+    """Every photo referenced by View 1, View 2 and the identification split (all of LFW)."""
+    photos: set[str] = set()
+    for name in PAIR_FILES:
+        first, second, _ = read_pairs(name)
+        photos.update(first, second)
+    lines = (LFW_DIR / "identification.tsv").read_text().splitlines()[1:]
+    photos.update(line.split("\t")[2] for line in lines if line)
+    return sorted(photos)
+
+
+def cache_path(model_id: str) -> Path:
+    return RESULTS_DIR / f"lfw_embeddings_{model_id}.npz"
+
+
+def load_pipeline() -> Pipeline:
+    settings = config.load_settings()
+    return Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
+
+
+def embed_photo(pipeline: Pipeline, data: bytes) -> tuple[np.ndarray | None, np.ndarray | None, float, float]:
+    """(vector, mirrored vector, pipeline seconds, mirror seconds); vectors None on a miss."""
+    start = time.perf_counter()
+    try:
+        image = pipeline.decode(data)
+        face, vector = pipeline.embed_largest(image)
+    except NoFaceError:
+        return None, None, time.perf_counter() - start, 0.0
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    crop = np.ascontiguousarray(align_face(image, face.detection.landmarks)[:, ::-1])
+    flipped = pipeline.embedder.embed(crop[None])[0]
+    return vector, flipped, seconds, time.perf_counter() - start
+
+
+def save(cache: LfwEmbeddings, path: Path) -> None:
+    """Write atomically so an interrupted run leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        model_id=np.array(cache.model_id),
+        paths=np.array(cache.paths),
+        vectors=cache.vectors,
+        flipped=cache.flipped,
+        detected=cache.detected,
+        seconds=cache.seconds,
+        flip_seconds=cache.flip_seconds,
+    )
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> LfwEmbeddings:
+    with np.load(path) as data:
+        return LfwEmbeddings(
+            model_id=str(data["model_id"]),
+            paths=[str(p) for p in data["paths"]],
+            vectors=data["vectors"],
+            flipped=data["flipped"],
+            detected=data["detected"],
+            seconds=data["seconds"],
+            flip_seconds=data["flip_seconds"],
+        )
+
+
+def compute(pipeline: Pipeline, photos: list[str], path: Path) -> LfwEmbeddings:
+    """Embed the photos the cache at ``path`` lacks, checkpointing as it goes."""
+    done = load(path) if path.exists() else None
+    if done is not None and done.model_id != pipeline.model_id:
+        raise ValueError(f"{path} holds {done.model_id}, the pipeline is {pipeline.model_id}")
+    known = {p: i for i, p in enumerate(done.paths)} if done else {}
+    n, dim = len(photos), pipeline.embedder.dim
+    cache = LfwEmbeddings(
+        pipeline.model_id, photos, np.zeros((n, dim), np.float32), np.zeros((n, dim), np.float32),
+        np.zeros(n, bool), np.full(n, np.nan), np.full(n, np.nan),
+    )
+    todo = []
+    for i, photo in enumerate(photos):
+        j = known.get(photo)
+        if j is None or np.isnan(done.seconds[j]):
+            todo.append(i)
+            continue
+        for field in ("vectors", "flipped", "detected", "seconds", "flip_seconds"):
+            getattr(cache, field)[i] = getattr(done, field)[j]
+    log.info("%d photos, %d cached, %d to embed", n, n - len(todo), len(todo))
+    # One core for this job: the machine is shared, and per-photo times are per-core figures.
+    cv2.setNumThreads(1)
+    for count, i in enumerate(todo, 1):
+        vector, flipped, seconds, flip_seconds = embed_photo(pipeline, (LFW_DIR / photos[i]).read_bytes())
+        cache.seconds[i], cache.flip_seconds[i] = seconds, flip_seconds
+        if vector is not None:
+            cache.vectors[i], cache.flipped[i], cache.detected[i] = vector, flipped, True
+        if count % CHECKPOINT_EVERY == 0 or count == len(todo):
+            save(cache, path)
+            log.info("%d/%d embedded, %d misses so far", count, len(todo), int((~cache.detected[: i + 1]).sum()))
+    return cache
+
+
+def ensure_embeddings(model_id: str | None = None) -> LfwEmbeddings:
+    """The cached embeddings of all LFW photos, computing whatever is missing.
+
+    Without ``model_id`` the configured profile's pipeline decides (and is loaded); with one,
+    a complete cache for that model is returned without loading any model."""
+    if model_id is not None and cache_path(model_id).exists():
+        cache = load(cache_path(model_id))
+        if not np.isnan(cache.seconds).any() and set(cache.paths) >= set(lfw_photos()):
+            return cache
+    pipeline = load_pipeline()
+    if model_id is not None and pipeline.model_id != model_id:
+        raise ValueError(f"configured pipeline embeds {pipeline.model_id}, not {model_id}")
+    return compute(pipeline, lfw_photos(), cache_path(pipeline.model_id))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cache = ensure_embeddings()
+    ms = 1000 * cache.seconds
+    print(
+        f"{cache.model_id}: {len(cache.paths)} photos, {int((~cache.detected).sum())} misses, "
+        f"{ms.mean():.1f} ms/photo (median {np.median(ms):.1f}), "
+        f"mirror +{1000 * cache.flip_seconds[cache.detected].mean():.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

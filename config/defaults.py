@@ -1,0 +1,90 @@
+"""Every facesvc setting with its default and why.
+
+Each field can be overridden by an environment variable ``FACESVC_<NAME>`` (upper case), nested
+fields with ``__`` (``FACESVC_LIMITS__DETECT_IMAGE_BYTES``). Entry points call
+``load_settings()`` once and pass the result down; nothing below reads ``os.environ``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Limits(BaseModel, frozen=True):
+    """Request limits. The encoded-size limits are Baidu's (spec §1.1.4)."""
+
+    # Base64 text of one detect image must be smaller than 2 MB (§1.1.4).
+    detect_image_bytes: int = 2 * MB
+    # All images of one match request together: 20 MB (§1.1.4).
+    match_total_bytes: int = 20 * MB
+    # identify, verify and the face library: 10 MB (§1.1.4).
+    image_bytes: int = 10 * MB
+    # Whole request body; a little above the largest image limit so form overhead fits.
+    max_body_bytes: int = 21 * MB
+    # Decoded pixel count above which an image is refused as a pixel bomb (a 30000x30000 header
+    # would otherwise allocate 2.7 GB). 60 MP covers every phone and DSLR photo.
+    max_image_pixels: int = 60_000_000
+    # detect's max_face_num is capped at 10 (issue 2; Baidu's v2 detect returns at most 10).
+    max_faces: int = 10
+    # user_info is limited to 256 bytes (§1.7.2).
+    user_info_bytes: int = 256
+
+
+class Models(BaseModel, frozen=True):
+    """Inference settings."""
+
+    # "fused": SFace + fr_feature, mean cosine (best LFW accuracy). "fast": fr_feature alone.
+    profile: Literal["fused", "fast"] = "fused"
+    # Longest side the detector sees; larger photos are downscaled and boxes mapped back.
+    detect_size: int = 640
+    # YuNet score threshold. 0.6 keeps every LFW face while rejecting background clutter.
+    detect_threshold: float = 0.6
+    # One intra-op thread per request, parallel across requests, was fastest on 2 cores.
+    intra_op_threads: int = 1
+    # "auto" uses CUDA when onnxruntime-gpu sees a device, else CPU.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Settings(BaseSettings):
+    """facesvc configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACESVC_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    # Where the embedded Redis keeps its AOF, where models are cached. Relative to the
+    # working directory so that a checkout is self-contained.
+    data_dir: Path = Path("var")
+    # Model cache; empty means <data_dir>/models.
+    models_dir: Optional[Path] = None
+    # A Redis URL (redis://host:port/db). Empty: facesvc starts its own redis-server.
+    redis_url: Optional[str] = None
+    # fsync policy of the embedded Redis AOF: "always" makes every acknowledged write survive
+    # even a power loss, at ~1 ms per write (negligible beside inference).
+    redis_appendfsync: Literal["always", "everysec"] = "always"
+    # gunicorn bind address. Loopback by default: expose it deliberately.
+    bind: str = "127.0.0.1:8080"
+    # gunicorn worker processes; each loads its own model sessions (~150 MB).
+    workers: int = 2
+    # Threads per worker: requests overlap I/O and ONNX runtime releases the GIL.
+    threads: int = 2
+    # Seconds a request may take before gunicorn restarts the worker (request deadline).
+    timeout: int = 60
+    # Access tokens live 30 days, as Baidu's do (§1.2.1).
+    token_ttl: int = 2_592_000
+    limits: Limits = Field(default_factory=Limits)
+    models: Models = Field(default_factory=Models)
+
+    @property
+    def model_cache(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; keyword overrides win (tests, CLI flags)."""
+    return Settings(**overrides)

@@ -1,0 +1,114 @@
+"""``create_app(settings)``: builds the Redis client, auth, pipeline and face library once and
+hands them to the routes through ``app.extensions``."""
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import redis
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from config.defaults import Settings
+from service.auth import Auth, OAuthError
+from service.errors import FaceError
+from service.redis_server import EmbeddedRedis, connect, ensure_redis
+from workers.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("facesvc.access")
+
+
+@dataclass
+class Services:
+    """Everything a request handler may call, built once per process."""
+
+    settings: Settings
+    redis: redis.Redis
+    auth: Auth
+    pipeline: Pipeline
+    embedded_redis: Optional[EmbeddedRedis] = None
+
+
+def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
+    # Baidu bodies are form-encoded base64 images: let a form field be as large as the body.
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.limits.max_body_bytes
+    app.json.sort_keys = False
+
+    url, embedded = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
+    client = connect(url)
+    services = Services(
+        settings=settings,
+        redis=client,
+        auth=Auth(client, settings.token_ttl),
+        pipeline=pipeline or Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels),
+        embedded_redis=embedded,
+    )
+    app.extensions["facesvc"] = services
+
+    from service.routes import register_routes
+
+    register_routes(app)
+    _register_hooks(app)
+    return app
+
+
+def new_log_id() -> int:
+    """A random 63-bit id: fits Baidu's uint64 and a signed 64-bit column alike."""
+    return secrets.randbits(63)
+
+
+def _register_hooks(app: Flask) -> None:
+    @app.before_request
+    def start_request() -> None:
+        g.log_id = new_log_id()
+        g.started = time.perf_counter()
+        g.app_id = None
+        g.error_code = 0
+
+    @app.after_request
+    def log_request(response):
+        access_log.info(
+            "log_id=%s app=%s route=%s status=%s error_code=%s latency_ms=%.1f",
+            g.get("log_id"),
+            g.get("app_id"),
+            request.path,
+            response.status_code,
+            g.get("error_code", 0),
+            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+        )
+        return response
+
+    @app.errorhandler(FaceError)
+    def face_error(error: FaceError):
+        g.error_code = error.code
+        if error.detail:
+            log.info("log_id=%s error %s: %s", g.get("log_id"), error.code, error.detail)
+        return jsonify(error_code=error.code, error_msg=error.message, log_id=g.get("log_id", new_log_id())), 200
+
+    @app.errorhandler(OAuthError)
+    def oauth_error(error: OAuthError):
+        return jsonify(error=error.error, error_description=error.description), error.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error):
+        return face_error(FaceError(216202, "request body too large"))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code in (404, 405):
+            return face_error(FaceError(216102, f"{request.method} {request.path}"))
+        return face_error(FaceError(216100, error.description))
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        if isinstance(error, redis.RedisError):
+            log.exception("log_id=%s redis failure", g.get("log_id"))
+            return face_error(FaceError(216300, type(error).__name__))
+        log.exception("log_id=%s unexpected error", g.get("log_id"))
+        return face_error(FaceError(216401, type(error).__name__))

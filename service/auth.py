@@ -1,0 +1,113 @@
+"""API keys, access tokens and the per-request token check (spec §1.2.1).
+
+An API key pair belongs to one app; the secret is stored only as a salted PBKDF2 hash. A token
+is 128 random bits in Baidu's dotted layout; Redis holds its sha256, so a Redis dump does not
+leak usable tokens.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import redis
+
+from service import keys
+from service.errors import FaceError
+
+PBKDF2_ROUNDS = 120_000
+# Expired tokens are remembered this long after expiry so callers get 111 (expired) rather
+# than 110 (invalid).
+EXPIRED_MEMORY = 30 * 86400
+# The scope Baidu grants an app with face recognition enabled; the SDKs look for
+# brain_all_scope to decide they may use the token.
+SCOPE = "public brain_all_scope vis-faceverify_faceverify vis-faceattribute_faceattribute wise_adapt"
+
+
+class OAuthError(Exception):
+    """An OAuth 2.0 error (RFC 6749 §5.2), rendered as {"error", "error_description"}."""
+
+    def __init__(self, error: str, description: str, status: int = 401) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+
+@dataclass(frozen=True)
+class AppKeys:
+    app_id: str
+    api_key: str
+    secret_key: str
+
+
+def _hash_secret(secret: str, salt: bytes) -> str:
+    return hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, PBKDF2_ROUNDS).hex()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Auth:
+    def __init__(self, client: redis.Redis, token_ttl: int) -> None:
+        self.redis = client
+        self.token_ttl = token_ttl
+
+    def create_keys(self, app_id: Optional[str] = None) -> AppKeys:
+        """A new API key pair for ``app_id`` (a new app when None)."""
+        app_id = app_id or str(secrets.randbelow(90_000_000) + 10_000_000)
+        api_key = secrets.token_hex(12)
+        secret = secrets.token_hex(16)
+        salt = secrets.token_bytes(16)
+        now = int(time.time())
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(keys.apps(), app_id, now)
+            pipe.hset(
+                keys.api_key(api_key),
+                mapping={"app_id": app_id, "secret_hash": _hash_secret(secret, salt), "salt": salt.hex(), "created": now},
+            )
+            pipe.execute()
+        return AppKeys(app_id, api_key, secret)
+
+    def has_apps(self) -> bool:
+        return self.redis.hlen(keys.apps()) > 0
+
+    def issue_token(self, api_key: str, secret: str) -> dict:
+        """client_credentials grant -> Baidu's token JSON."""
+        record = self.redis.hgetall(keys.api_key(api_key)) if api_key else {}
+        if not record:
+            raise OAuthError("invalid_client", "unknown client id")
+        expected = record[b"secret_hash"].decode()
+        if not hmac.compare_digest(_hash_secret(secret, bytes.fromhex(record[b"salt"].decode())), expected):
+            raise OAuthError("invalid_client", "Client authentication failed")
+        app_id = record[b"app_id"].decode()
+        expires_at = int(time.time()) + self.token_ttl
+        token = f"24.{secrets.token_hex(16)}.{self.token_ttl}.{expires_at}.{secrets.randbelow(900000) + 100000}-{app_id}"
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.token(_digest(token)), mapping={"app_id": app_id, "expires_at": expires_at})
+            pipe.expire(keys.token(_digest(token)), self.token_ttl + EXPIRED_MEMORY)
+            pipe.execute()
+        return {
+            "access_token": token,
+            "refresh_token": f"25.{secrets.token_hex(16)}.{10 * self.token_ttl}.{expires_at}.{app_id}",
+            "expires_in": self.token_ttl,
+            "scope": SCOPE,
+            "session_key": secrets.token_hex(32),
+            "session_secret": secrets.token_hex(16),
+        }
+
+    def app_for_token(self, token: Optional[str]) -> str:
+        """The app a token belongs to; 100 when absent, 110 when unknown, 111 when expired."""
+        if not token:
+            raise FaceError(100, "access_token is missing")
+        record = self.redis.hgetall(keys.token(_digest(token)))
+        if not record:
+            raise FaceError(110, "unknown access token")
+        if int(record[b"expires_at"]) < time.time():
+            raise FaceError(111, "access token expired")
+        app_id = record[b"app_id"].decode()
+        if not self.redis.hexists(keys.apps(), app_id):
+            raise FaceError(110, "the token's app no longer exists")
+        return app_id

@@ -1,0 +1,95 @@
+"""The ``facesvc`` command: serve, models, keys."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from config.defaults import Settings, load_settings
+from service.auth import Auth
+from service.redis_server import connect, ensure_redis
+from workers.models import ModelError, fetch_models, verify_models
+
+log = logging.getLogger("facesvc")
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    paths = fetch_models(settings.model_cache)
+    for name, path in paths.items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
+    try:
+        keys = Auth(connect(url), settings.token_ttl).create_keys(args.app_id)
+        print_keys(keys)
+    finally:
+        if server:
+            server.stop()
+    return 0
+
+
+def print_keys(keys) -> None:
+    """Keys go to stdout for the operator, never through logging."""
+    print(f"APP_ID={keys.app_id}\nAPI_KEY={keys.api_key}\nSECRET_KEY={keys.secret_key}", flush=True)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        verify_models(settings.model_cache)
+    except ModelError as exc:
+        log.error("%s", exc)
+        return 2
+    url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
+    try:
+        auth = Auth(connect(url), settings.token_ttl)
+        if not auth.has_apps():
+            print("No app exists yet; created one. Keep these keys, they are shown only once:")
+            print_keys(auth.create_keys())
+        return run_gunicorn({**os.environ, "FACESVC_REDIS_URL": url})
+    finally:
+        if server:
+            server.stop()
+
+
+def run_gunicorn(env: dict[str, str]) -> int:
+    """Run gunicorn until it exits; SIGTERM/SIGINT are passed on so the embedded Redis is
+    stopped only after the workers have finished their requests."""
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)], env=env)
+
+    def forward(signum, frame):
+        process.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    return process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="facesvc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the HTTP service under gunicorn").set_defaults(run=cmd_serve)
+    sub.add_parser("models", help="fetch, convert and verify the model files").set_defaults(run=cmd_models)
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create an app (or a key pair for --app-id)")
+    create.add_argument("--app-id", default=None)
+    create.set_defaults(run=cmd_keys)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(load_settings(), args)
+    except ModelError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

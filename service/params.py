@@ -1,0 +1,125 @@
+"""Request parameters: one merged view of query string, form and JSON body, and the parsers
+for Baidu's parameter types. Every problem raises ``FaceError`` with the spec's code.
+
+Baidu field names live here and in the route modules only.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any, Mapping, Optional
+
+from flask import Request
+
+from service.errors import FaceError
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+UID_MAX_BYTES = 128
+GROUP_MAX_BYTES = 48
+_DATA_URL = re.compile(r"data:[\w/+.-]*;base64,", re.IGNORECASE)
+_URLSAFE = str.maketrans("-_", "+/")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class Params:
+    """Parameters of one request. Body values win over query values of the same name."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = values
+
+    @classmethod
+    def from_request(cls, request: Request) -> "Params":
+        values: dict[str, Any] = dict(request.args.items())
+        if request.is_json:
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict):
+                raise FaceError(216100, "JSON body must be an object")
+            values.update({k: v for k, v in body.items() if v is not None})
+        else:
+            values.update(request.form.items())
+        return cls(values)
+
+    def text(self, *names: str, required: bool = True, default: Optional[str] = None) -> Optional[str]:
+        """The first of ``names`` that is present and non-empty (SDKs differ: image/images)."""
+        for name in names:
+            value = self.values.get(name)
+            if value is None or value == "":
+                continue
+            if isinstance(value, (list, dict)):
+                raise FaceError(216100, f"{name} must be a string")
+            return str(value)
+        if required:
+            raise FaceError(216101, f"missing {names[0]}")
+        return default
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        """An unsigned integer in [low, high]; out of range or not a number -> 216100."""
+        raw = self.text(name, required=False)
+        if raw is None:
+            return default
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise FaceError(216100, f"{name} must be an integer") from None
+        if not low <= value <= high:
+            raise FaceError(216100, f"{name} must be between {low} and {high}")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.text(name, required=False, default=default)
+        if value not in options:
+            raise FaceError(216100, f"{name} must be one of {', '.join(options)}")
+        return value
+
+    def fields(self, name: str) -> set[str]:
+        """A comma-separated list of option names (face_fields, ext_fields)."""
+        raw = self.text(name, required=False, default="") or ""
+        return {item.strip().lower() for item in raw.split(",") if item.strip()}
+
+    def uid(self, name: str = "uid") -> str:
+        return check_id(self.text(name), UID_MAX_BYTES, name, code=216111)
+
+    def group_ids(self, name: str = "group_id", required: bool = True) -> list[str]:
+        """Comma-separated group ids, each [A-Za-z0-9_]{1,48}; duplicates dropped, order kept."""
+        raw = self.text(name, required=required)
+        if raw is None:
+            return []
+        groups = [check_id(g.strip(), GROUP_MAX_BYTES, name) for g in raw.split(",")]
+        return list(dict.fromkeys(groups))
+
+    def image(self, limit: int) -> bytes:
+        """One image, sent as ``image`` (SDKs) or ``images`` (chapter 1)."""
+        parts = self.encoded_images(limit)
+        if len(parts) != 1:
+            raise FaceError(216100, "only one image is accepted here")
+        return decode_base64(parts[0])
+
+    def encoded_images(self, limit: int) -> list[str]:
+        """The base64 texts of comma-separated images (match, update); ``limit`` is for all of
+        them. Decoding is left to the caller so that match can skip a bad image."""
+        raw = self.text("image", "images")
+        if len(raw) >= limit:
+            raise FaceError(216202, f"encoded images must be smaller than {limit} bytes")
+        # A data: header carries a comma of its own; base64 never contains ':' or ';'.
+        return _DATA_URL.sub("", raw).split(",")
+
+
+def check_id(value: str, max_bytes: int, name: str, code: int = 216100) -> str:
+    if not value or len(value.encode()) > max_bytes or not ID_PATTERN.match(value):
+        raise FaceError(code, f"{name} must be 1-{max_bytes} letters, digits or underscores")
+    return value
+
+
+def decode_base64(text: str) -> bytes:
+    """Base64 -> bytes. Tolerates whitespace, missing padding, the URL-safe alphabet, and '+'
+    that a careless client sent un-encoded in a form (it arrives as a space)."""
+    text = _WHITESPACE.sub("", text.strip().replace(" ", "+")).translate(_URLSAFE)
+    if not text:
+        raise FaceError(216200, "image is empty")
+    text = text.rstrip("=")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise FaceError(216200, "image is not valid base64") from None

@@ -1,0 +1,43 @@
+"""Baidu's resources, one module each. ``endpoint`` wraps a handler with auth and log_id."""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Callable
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+
+from service.params import Params
+
+Handler = Callable[[Params], dict]
+METHODS = ["GET", "POST"]  # the SDKs POST everything; chapter 1 documents GET for queries
+
+
+def services():
+    """The process's Services (see service.app)."""
+    return current_app.extensions["facesvc"]
+
+
+def endpoint(blueprint: Blueprint, *paths: str) -> Callable[[Handler], Handler]:
+    """Register ``handler(params) -> dict`` under each path: authenticate the access token,
+    parse parameters, add ``log_id`` to the answer."""
+
+    def register(handler: Handler) -> Handler:
+        @wraps(handler)
+        def view():
+            token = request.args.get("access_token") or request.form.get("access_token")
+            g.app_id = services().auth.app_for_token(token)
+            result = handler(Params.from_request(request))
+            return jsonify({"log_id": g.log_id, **result})
+
+        for number, path in enumerate(paths):
+            blueprint.add_url_rule(path, endpoint=f"{handler.__name__}_{number}", view_func=view, methods=METHODS)
+        return handler
+
+    return register
+
+
+def register_routes(app: Flask) -> None:
+    from service.routes import detect, token
+
+    for module in (token, detect):
+        app.register_blueprint(module.blueprint)

@@ -1,0 +1,79 @@
+"""YuNet face detector: boxes, scores and five landmarks in the caller's pixel coordinates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from workers.image import fit_within
+from workers.session import ModelSession
+
+STRIDES = (8, 16, 32)
+INPUT_SIZE = 640  # the 2023mar ONNX export has a fixed 640x640 input
+NMS_IOU = 0.3
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face. ``box`` is (left, top, width, height); ``landmarks`` is 5x2 (x, y):
+    image-left eye, image-right eye, nose tip, image-left and image-right mouth corner."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def area(self) -> float:
+        return self.box[2] * self.box[3]
+
+
+class Detector:
+    def __init__(self, session: ModelSession, threshold: float, max_side: int = INPUT_SIZE) -> None:
+        self.session = session
+        self.threshold = threshold
+        self.max_side = min(max_side, INPUT_SIZE)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """All faces above the threshold, largest first, in ``image``'s coordinates."""
+        small, scale = fit_within(image, self.max_side)
+        canvas = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+        canvas[: small.shape[0], : small.shape[1]] = small
+        outputs = self.session.run(canvas.transpose(2, 0, 1)[None])
+        boxes, scores, points = decode_yunet(outputs, INPUT_SIZE)
+        faces = nms(boxes, scores, points, self.threshold)
+        faces = [
+            Detection(tuple(float(v) / scale for v in box), score, pts / scale)
+            for box, score, pts in faces
+        ]
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def decode_yunet(outputs: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YuNet's 12 outputs (cls, obj, bbox, kps per stride) -> boxes (x, y, w, h), scores, 5x2 points."""
+    count = len(STRIDES)
+    boxes, scores, points = [], [], []
+    for i, stride in enumerate(STRIDES):
+        cls = outputs[i].reshape(-1)
+        obj = outputs[count + i].reshape(-1)
+        bbox = outputs[2 * count + i].reshape(-1, 4)
+        kps = outputs[3 * count + i].reshape(-1, 5, 2)
+        cols = size // stride
+        index = np.arange(cls.size)
+        grid = np.stack([index % cols, index // cols], axis=1).astype(np.float32)
+        score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
+        centre = (grid + bbox[:, :2]) * stride
+        wh = np.exp(bbox[:, 2:]) * stride
+        boxes.append(np.concatenate([centre - wh / 2, wh], axis=1))
+        scores.append(score)
+        points.append((grid[:, None, :] + kps) * stride)
+    return np.concatenate(boxes), np.concatenate(scores), np.concatenate(points)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, threshold: float):
+    keep = scores >= threshold
+    boxes, scores, points = boxes[keep], scores[keep], points[keep]
+    if not len(scores):
+        return []
+    chosen = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), threshold, NMS_IOU)
+    return [(boxes[i], float(scores[i]), points[i]) for i in np.asarray(chosen).reshape(-1)]

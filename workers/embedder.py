@@ -1,0 +1,60 @@
+"""Face embedders: aligned 112x112 BGR crops -> L2-normalised vectors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from workers.session import ModelSession
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """How one embedding model wants its input."""
+
+    name: str
+    rgb: bool  # channel order the model was trained on
+    mean: float
+    std: float
+    dim: int
+
+
+SFACE = EmbedderSpec("sface", rgb=True, mean=0.0, std=1.0, dim=128)  # normalises inside the graph
+FR_FEATURE = EmbedderSpec("fr_feature", rgb=False, mean=127.0, std=128.0, dim=512)
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class Embedder:
+    def __init__(self, spec: EmbedderSpec, session: ModelSession) -> None:
+        self.spec = spec
+        self.session = session
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 112, 112, 3) BGR uint8 crops -> (N, D) unit vectors."""
+        batch = crops[..., ::-1] if self.spec.rgb else crops
+        batch = (batch.astype(np.float32) - self.spec.mean) / self.spec.std
+        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        # The exported graphs have a fixed batch of one.
+        vectors = np.concatenate([self.session.run(batch[i : i + 1])[0] for i in range(len(batch))])
+        return l2_normalise(vectors.reshape(len(batch), -1).astype(np.float32))
+
+
+class FusedEmbedder:
+    """Several embedders, each normalised, concatenated and scaled by 1/sqrt(k).
+
+    The result has unit length and its inner product with another is the mean of the
+    per-model cosines, so one flat inner-product index serves the fusion.
+    """
+
+    def __init__(self, parts: list[Embedder]) -> None:
+        self.parts = parts
+        self.model_id = "+".join(p.spec.name for p in parts)
+        self.dim = sum(p.spec.dim for p in parts)
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        fused = np.concatenate([p.embed(crops) for p in self.parts], axis=1)
+        return (fused / np.sqrt(len(self.parts))).astype(np.float32)
