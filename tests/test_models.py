@@ -1,0 +1,108 @@
+"""Model cache: checksum verification and the int8 -> fp32 conversion."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
+
+
+@pytest.fixture
+def cache_copy(settings, tmp_path):
+    copy = tmp_path / "models"
+    shutil.copytree(settings.model_cache, copy)
+    return copy
+
+
+def test_verify_models_accepts_the_real_cache(settings):
+    paths = verify_models(settings.model_cache)
+    assert set(paths) == set(MODELS)
+    assert all(path.exists() and path.parent == settings.model_cache for path in paths.values())
+
+
+def test_verify_models_refuses_a_model_with_one_byte_changed(cache_copy):
+    path = model_path(cache_copy, "yunet")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum"):
+        verify_models(cache_copy)
+
+
+def test_verify_models_without_a_manifest_says_to_run_facesvc_models(cache_copy):
+    (cache_copy / MANIFEST).unlink()
+    with pytest.raises(ModelError, match="facesvc models"):
+        verify_models(cache_copy)
+
+
+def test_verify_models_with_a_missing_file_says_to_run_facesvc_models(cache_copy):
+    model_path(cache_copy, "sface").unlink()
+    with pytest.raises(ModelError, match="facesvc models"):
+        verify_models(cache_copy)
+
+
+def test_verify_models_refuses_a_model_converted_from_another_package_version(cache_copy):
+    manifest = json.loads((cache_copy / MANIFEST).read_text())
+    manifest["fr_feature"]["source_sha256"] = "0" * 64
+    (cache_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="another package version"):
+        verify_models(cache_copy)
+
+
+def test_manifest_records_the_digest_of_each_cached_file(settings):
+    manifest = json.loads((settings.model_cache / MANIFEST).read_text())
+    for name, spec in MODELS.items():
+        assert manifest[name]["source_sha256"] == spec.sha256
+        assert manifest[name]["sha256"] == sha256_of(model_path(settings.model_cache, name))
+
+
+@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.dequantize])
+def test_converted_models_have_no_dequantize_nodes(settings, name):
+    model = onnx.load(str(model_path(settings.model_cache, name)))
+    ops = {node.op_type for node in model.graph.node}
+    assert "DequantizeLinear" not in ops
+    assert ops  # the graph itself is still there
+    initializer_types = {t.data_type for t in model.graph.initializer}
+    assert TensorProto.INT8 not in initializer_types
+    assert [i.name for i in model.graph.input] == [model.graph.input[0].name]  # one real input, no dangling ones
+
+
+def block_quantised_model() -> onnx.ModelProto:
+    """y = x * W where W (1x4) is stored as int8 in blocks of 2 with per-block scale and zero point."""
+    weights = numpy_helper.from_array(np.array([[1, 2, 3, 4]], np.int8), "w_q")
+    scale = numpy_helper.from_array(np.array([[0.5, 2.0]], np.float32), "w_scale")
+    zero = numpy_helper.from_array(np.array([[0, 1]], np.int8), "w_zero")
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], axis=1, block_size=2),
+        helper.make_node("Mul", ["x", "w"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "blocks",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        initializer=[weights, scale, zero],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+
+
+def test_dequantize_onnx_folds_block_quantised_weights_into_exact_fp32(tmp_path):
+    src, dst = tmp_path / "q.onnx", tmp_path / "f.onnx"
+    onnx.save(block_quantised_model(), str(src))
+
+    dequantize_onnx(src, dst)
+
+    model = onnx.load(str(dst))
+    assert [node.op_type for node in model.graph.node] == ["Mul"]
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    np.testing.assert_array_equal(weights["w"], [[0.5, 1.0, 4.0, 6.0]])
+    assert set(weights) == {"w"}
+    session = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"x": np.array([[2, 2, 2, 2]], np.float32)})
+    np.testing.assert_array_equal(out, [[1.0, 2.0, 8.0, 12.0]])
