@@ -13,8 +13,12 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config.defaults import Settings
+from index.registry import IndexRegistry
+from index.sync import IndexSync
 from service.auth import Auth, OAuthError
+from service.changelog import RedisChangeSource, load_all_faces
 from service.errors import FaceError
+from service.library import Library
 from service.redis_server import EmbeddedRedis, connect, ensure_redis
 from workers.pipeline import Pipeline
 
@@ -30,7 +34,14 @@ class Services:
     redis: redis.Redis
     auth: Auth
     pipeline: Pipeline
+    library: Library
+    sync: IndexSync
     embedded_redis: Optional[EmbeddedRedis] = None
+
+    def close(self) -> None:
+        self.sync.stop()
+        if self.embedded_redis:
+            self.embedded_redis.stop()
 
 
 def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask:
@@ -42,11 +53,15 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
 
     url, embedded = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     client = connect(url)
+    pipeline = pipeline or Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
+    sync = start_index_sync(client, pipeline.model_id, IndexRegistry(pipeline.embedder.dim))
     services = Services(
         settings=settings,
         redis=client,
         auth=Auth(client, settings.token_ttl),
-        pipeline=pipeline or Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels),
+        pipeline=pipeline,
+        library=Library(client, sync.registry, sync, pipeline.model_id),
+        sync=sync,
         embedded_redis=embedded,
     )
     app.extensions["facesvc"] = services
@@ -56,6 +71,19 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     register_routes(app)
     _register_hooks(app)
     return app
+
+
+def start_index_sync(client: redis.Redis, model_id: str, registry: IndexRegistry) -> IndexSync:
+    """Load every face, then follow the change stream from where the load began, so that
+    writes made during the load are replayed rather than lost."""
+    source = RedisChangeSource(client, model_id)
+    position = source.head()
+    count = load_all_faces(client, registry, model_id)
+    sync = IndexSync(registry, source, position)
+    sync.catch_up()
+    sync.start()
+    log.info("indexes loaded: %d faces in %d groups", count, len(registry.groups()))
+    return sync
 
 
 def new_log_id() -> int:

@@ -15,3 +15,59 @@ def api_key(key: str) -> str:
 def token(digest: str) -> str:
     """Hash: app_id, expires_at. Named by the token's sha256, never the token itself."""
     return f"fs:token:{digest}"
+
+
+def changes() -> str:
+    """Stream of face additions and removals (fields app, op, group, fid) that every process
+    follows to keep its indexes in step. Global so one blocking read serves all apps."""
+    return "fs:changes"
+
+
+def app_prefix(app: str) -> str:
+    """All keys of an app share the hash tag {app}: one Redis Cluster slot, so one app's
+    multi-key transactions stay valid on a cluster."""
+    return f"fs:{{{app}}}"
+
+
+def groups(app: str) -> str:
+    """Sorted set group_id -> creation order, for getlist paging."""
+    return f"{app_prefix(app)}:groups"
+
+
+def group_users(app: str, group: str) -> str:
+    """Sorted set uid -> order of joining the group, for getusers paging."""
+    return f"{app_prefix(app)}:members:{group}"
+
+
+def user(app: str, group: str, uid: str) -> str:
+    """Hash: user_info, created. A uid's user_info is per group, as in Baidu's user/get."""
+    return f"{app_prefix(app)}:user:{group}:{uid}"
+
+
+def user_faces(app: str, group: str, uid: str) -> str:
+    """Hash face id -> sha256 of the photo it came from (for 216616 "image existed")."""
+    return f"{app_prefix(app)}:faces:{group}:{uid}"
+
+
+def user_groups(app: str, uid: str) -> str:
+    """Set of the groups a uid belongs to."""
+    return f"{app_prefix(app)}:groupsof:{uid}"
+
+
+def face_prefix(app: str) -> str:
+    """Prefix of face hashes (app, uid, group, model, digest, created, vec): ``<prefix><id>``."""
+    return f"{app_prefix(app)}:face:"
+
+
+def face(app: str, face_id: int) -> str:
+    return f"{face_prefix(app)}{face_id}"
+
+
+def face_pattern() -> str:
+    """SCAN pattern matching every face hash of every app."""
+    return "fs:{*}:face:*"
+
+
+def sequence(app: str) -> str:
+    """Counter for face ids and ordering scores of an app."""
+    return f"{app_prefix(app)}:seq"

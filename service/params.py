@@ -53,6 +53,10 @@ class Params:
             raise FaceError(216101, f"missing {names[0]}")
         return default
 
+    def present(self, name: str) -> bool:
+        """Whether the parameter was sent at all, even empty."""
+        return name in self.values
+
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         """An unsigned integer in [low, high]; out of range or not a number -> 216100."""
         raw = self.text(name, required=False)

@@ -17,6 +17,11 @@ def services():
     return current_app.extensions["facesvc"]
 
 
+def app_id() -> str:
+    """The app the request's token belongs to."""
+    return g.app_id
+
+
 def endpoint(blueprint: Blueprint, *paths: str) -> Callable[[Handler], Handler]:
     """Register ``handler(params) -> dict`` under each path: authenticate the access token,
     parse parameters, add ``log_id`` to the answer."""
@@ -37,7 +42,7 @@ def endpoint(blueprint: Blueprint, *paths: str) -> Callable[[Handler], Handler]:
 
 
 def register_routes(app: Flask) -> None:
-    from service.routes import detect, token
+    from service.routes import detect, faceset, search, token
 
-    for module in (token, detect):
+    for module in (token, detect, search, faceset):
         app.register_blueprint(module.blueprint)

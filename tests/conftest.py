@@ -1,0 +1,108 @@
+"""Shared fixtures: real models, a real embedded redis-server, the Flask app and a client that
+speaks Baidu's form-encoded protocol. Each test starts with an empty Redis."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.defaults import load_settings
+from service.app import create_app
+from service.redis_server import EmbeddedRedis, connect
+from workers.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+SMOKE = DATA / "faces-smoke"
+LFW = DATA / "lfw"
+
+
+def photo(relative: str) -> bytes:
+    """Bytes of a photo under ../shared/data/faces-smoke (e.g. "images/person01/img1.jpg")."""
+    return (SMOKE / relative).read_bytes()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def smoke_identities() -> dict[str, list[str]]:
+    """person -> photo paths relative to faces-smoke, skipping the WebP that is named .jpg."""
+    people: dict[str, list[str]] = {}
+    for line in (SMOKE / "identities.tsv").read_text().splitlines()[1:]:
+        person, _, files = line.split("\t")
+        paths = [f"images/{person}/{name}" for name in files.split(",")]
+        people[person] = [p for p in paths if not (SMOKE / p).read_bytes().startswith(b"RIFF")]
+    return people
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), "everysec").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> Pipeline:
+    settings = load_settings(data_dir=ROOT / "var")
+    return Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
+
+
+@pytest.fixture
+def settings(redis_server, tmp_path):
+    return load_settings(redis_url=redis_server.url, data_dir=tmp_path, models_dir=ROOT / "var" / "models")
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = connect(redis_server.url)
+    client.flushall()
+    yield client
+    client.flushall()
+
+
+@pytest.fixture
+def app(settings, pipeline, redis_client):
+    app = create_app(settings, pipeline=pipeline)
+    yield app
+    app.extensions["facesvc"].close()
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions["facesvc"]
+
+
+class BaiduClient:
+    """Calls facesvc the way Baidu's HTTP clients do: form-encoded POST, token in the URL."""
+
+    def __init__(self, client, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    def call(self, path: str, method: str = "POST", **params: Any) -> dict:
+        url = f"/rest/2.0/face/v2/{path}?access_token={self.token}"
+        if method == "GET":
+            response = self.client.get(url, query_string=params)
+        else:
+            response = self.client.post(url, data=params)
+        assert response.status_code == 200, response.data[:300]
+        return response.get_json()
+
+
+@pytest.fixture
+def app_keys(services):
+    return services.auth.create_keys()
+
+
+@pytest.fixture
+def token(services, app_keys) -> str:
+    return services.auth.issue_token(app_keys.api_key, app_keys.secret_key)["access_token"]
+
+
+@pytest.fixture
+def api(app, token) -> BaiduClient:
+    return BaiduClient(app.test_client(), token)
