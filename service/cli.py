@@ -10,9 +10,14 @@ import sys
 from pathlib import Path
 
 from config.defaults import Settings, load_settings
+from index.registry import IndexRegistry
 from service.auth import Auth
+from service.changelog import load_all_faces
+from service.check import check_library
 from service.redis_server import connect, ensure_redis
+from workers.embedder import fused_model_id
 from workers.models import ModelError, fetch_models, verify_models
+from workers.pipeline import PROFILES
 
 log = logging.getLogger("facesvc")
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
@@ -34,6 +39,25 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
         if server:
             server.stop()
     return 0
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 1 when Redis records, memberships and a freshly built index disagree."""
+    specs = PROFILES[settings.models.profile]
+    model_id = fused_model_id(list(specs))
+    url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
+    try:
+        client = connect(url)
+        registry = IndexRegistry(sum(spec.dim for spec in specs))
+        load_all_faces(client, registry, model_id)
+        problems = check_library(client, registry, model_id)
+    finally:
+        if server:
+            server.stop()
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)")
+    return 1 if problems else 0
 
 
 def print_keys(keys) -> None:
@@ -78,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the HTTP service under gunicorn").set_defaults(run=cmd_serve)
     sub.add_parser("models", help="fetch, convert and verify the model files").set_defaults(run=cmd_models)
+    sub.add_parser("check", help="verify that the library's records and indexes agree").set_defaults(run=cmd_check)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create an app (or a key pair for --app-id)")

@@ -43,6 +43,11 @@ class Embedder:
         return l2_normalise(vectors.reshape(len(batch), -1).astype(np.float32))
 
 
+def fused_model_id(specs: list[EmbedderSpec]) -> str:
+    """The id stored with every embedding, naming the models that made it."""
+    return "+".join(spec.name for spec in specs)
+
+
 class FusedEmbedder:
     """Several embedders, each normalised, concatenated and scaled by 1/sqrt(k).
 
@@ -52,7 +57,7 @@ class FusedEmbedder:
 
     def __init__(self, parts: list[Embedder]) -> None:
         self.parts = parts
-        self.model_id = "+".join(p.spec.name for p in parts)
+        self.model_id = fused_model_id([p.spec for p in parts])
         self.dim = sum(p.spec.dim for p in parts)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
