@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     timeout: int = 60
     # Access tokens live 30 days, as Baidu's do (§1.2.1).
     token_ttl: int = 2_592_000
+    # 64 hex digits sealing the stored secret keys (needed to check bce-auth-v1 signatures).
+    # Empty: <data_dir>/master.key, created on first use. Nodes sharing a Redis must share it.
+    master_key: Optional[str] = None
     limits: Limits = Field(default_factory=Limits)
     models: Models = Field(default_factory=Models)
 

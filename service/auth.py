@@ -1,21 +1,25 @@
-"""API keys, access tokens and the per-request token check (spec §1.2.1).
+"""API keys, access tokens, and the per-request check of a token (spec §1.2.1) or a
+bce-auth-v1 signature (§1.2.2).
 
-An API key pair belongs to one app; the secret is stored only as a salted PBKDF2 hash. A token
-is 128 random bits in Baidu's dotted layout; Redis holds its sha256, so a Redis dump does not
-leak usable tokens.
+An API key pair belongs to one app. Its secret is stored as a salted PBKDF2 hash (checked by
+the token grant) and sealed under the master key (a signature check needs the secret itself);
+a Redis dump alone yields neither. A token is 128 random bits in Baidu's dotted layout; Redis
+holds only its sha256.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Mapping, Optional
 
 import redis
 
-from service import keys
+from service import keys, signature
 from service.errors import FaceError
 
 PBKDF2_ROUNDS = 120_000
@@ -50,10 +54,47 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def load_master_key(configured: Optional[str], data_dir: Path) -> bytes:
+    """The configured key, else <data_dir>/master.key (created 0600 on first use)."""
+    if configured:
+        return bytes.fromhex(configured)
+    path = data_dir / "master.key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as handle:
+        key = secrets.token_hex(32)
+        handle.write(key)
+    return bytes.fromhex(key)
+
+
+def _keystream(master: bytes, api_key: str, length: int) -> bytes:
+    """HMAC-SHA256 in counter mode, keyed by the master key, one stream per API key."""
+    blocks = (hmac.new(master, f"seal/{api_key}/{i}".encode(), hashlib.sha256).digest() for i in range(length // 32 + 1))
+    return b"".join(blocks)[:length]
+
+
+def seal(master: bytes, api_key: str, secret: str) -> str:
+    data = secret.encode()
+    return bytes(a ^ b for a, b in zip(data, _keystream(master, api_key, len(data)))).hex()
+
+
+def unseal(master: bytes, api_key: str, sealed: str) -> str:
+    data = bytes.fromhex(sealed)
+    return bytes(a ^ b for a, b in zip(data, _keystream(master, api_key, len(data)))).decode()
+
+
 class Auth:
-    def __init__(self, client: redis.Redis, token_ttl: int) -> None:
+    def __init__(self, client: redis.Redis, token_ttl: int, master_key: bytes) -> None:
         self.redis = client
         self.token_ttl = token_ttl
+        self.master_key = master_key
+
+    @classmethod
+    def from_settings(cls, client: redis.Redis, settings) -> "Auth":
+        return cls(client, settings.token_ttl, load_master_key(settings.master_key, settings.data_dir))
 
     def create_keys(self, app_id: Optional[str] = None) -> AppKeys:
         """A new API key pair for ``app_id`` (a new app when None)."""
@@ -66,7 +107,13 @@ class Auth:
             pipe.hsetnx(keys.apps(), app_id, now)
             pipe.hset(
                 keys.api_key(api_key),
-                mapping={"app_id": app_id, "secret_hash": _hash_secret(secret, salt), "salt": salt.hex(), "created": now},
+                mapping={
+                    "app_id": app_id,
+                    "secret_hash": _hash_secret(secret, salt),
+                    "salt": salt.hex(),
+                    "sealed": seal(self.master_key, api_key, secret),
+                    "created": now,
+                },
             )
             pipe.execute()
         return AppKeys(app_id, api_key, secret)
@@ -110,4 +157,20 @@ class Auth:
         app_id = record[b"app_id"].decode()
         if not self.redis.hexists(keys.apps(), app_id):
             raise FaceError(110, "the token's app no longer exists")
+        return app_id
+
+    def app_for_signature(self, header: str, method: str, path: str, query: str, headers: Mapping[str, str]) -> str:
+        """The app whose key signed this request; 110 when wrong, 111 when stale."""
+        try:
+            auth = signature.parse_authorization(header)
+            record = self.redis.hmget(keys.api_key(auth.api_key), "app_id", "sealed")
+            if record[0] is None or record[1] is None:
+                raise signature.SignatureError(f"unknown API key {auth.api_key}")
+            secret = unseal(self.master_key, auth.api_key, record[1].decode())
+            signature.verify(auth, secret, method, path, query, headers, time.time())
+        except signature.SignatureError as exc:
+            raise FaceError(111 if exc.expired else 110, str(exc)) from None
+        app_id = record[0].decode()
+        if not self.redis.hexists(keys.apps(), app_id):
+            raise FaceError(110, "the key's app no longer exists")
         return app_id

@@ -33,7 +33,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     try:
-        keys = Auth(connect(url), settings.token_ttl).create_keys(args.app_id)
+        keys = Auth.from_settings(connect(url), settings).create_keys(args.app_id)
         print_keys(keys)
     finally:
         if server:
@@ -73,7 +73,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     try:
-        auth = Auth(connect(url), settings.token_ttl)
+        auth = Auth.from_settings(connect(url), settings)
         if not auth.has_apps():
             print("No app exists yet; created one. Keep these keys, they are shown only once:")
             print_keys(auth.create_keys())

@@ -111,7 +111,7 @@ def start_gunicorn(redis_url: str, data_dir, workers: int = 1) -> tuple[subproce
 def test_sigkill_during_registrations_loses_no_acknowledged_write(tmp_path):
     server = EmbeddedRedis(tmp_path, "always").start()
     client = connect(server.url)
-    credentials = Auth(client, 3600).create_keys()
+    credentials = Auth.from_settings(client, load_settings(data_dir=tmp_path)).create_keys()
     process, base = start_gunicorn(server.url, tmp_path)
     try:
         token = requests.get(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from functools import wraps
-from typing import Callable
+from typing import Callable, Optional
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
@@ -22,6 +22,12 @@ def app_id() -> str:
     return g.app_id
 
 
+def liveness_info(scores: list[Optional[float]]) -> list[dict]:
+    """Baidu's ``ext_info`` for faceliveness: one string of comma-joined per-image scores, "0"
+    where an image was not scored (spec §1.4.3: "0,0.9999" = first image not checked)."""
+    return [{"faceliveness": ",".join("0" if score is None else f"{score:.6f}" for score in scores)}]
+
+
 def endpoint(blueprint: Blueprint, *paths: str) -> Callable[[Handler], Handler]:
     """Register ``handler(params) -> dict`` under each path: authenticate the access token,
     parse parameters, add ``log_id`` to the answer."""
@@ -29,8 +35,7 @@ def endpoint(blueprint: Blueprint, *paths: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         @wraps(handler)
         def view():
-            token = request.args.get("access_token") or request.form.get("access_token")
-            g.app_id = services().auth.app_for_token(token)
+            g.app_id = authenticate()
             result = handler(Params.from_request(request))
             return jsonify({"log_id": g.log_id, **result})
 
@@ -39,6 +44,18 @@ def endpoint(blueprint: Blueprint, *paths: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+def authenticate() -> str:
+    """The request's app: from its access token, or from its bce-auth-v1 signature, which the
+    SDKs send instead when a token's scope lacks brain_all_scope."""
+    auth = services().auth
+    token = request.args.get("access_token") or request.form.get("access_token")
+    header = request.headers.get("authorization")
+    if not token and header:
+        query = request.query_string.decode("latin-1")
+        return auth.app_for_signature(header, request.method, request.path, query, request.headers)
+    return auth.app_for_token(token)
 
 
 def register_routes(app: Flask) -> None:
