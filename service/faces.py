@@ -1,6 +1,9 @@
 """The pipeline as the routes see it: worker exceptions become Baidu codes here, once."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 
 from service.errors import FaceError
@@ -25,9 +28,23 @@ def detect(pipeline: Pipeline, data: bytes, max_faces: int) -> list[Face]:
     return faces
 
 
-def embed_largest(pipeline: Pipeline, data: bytes) -> np.ndarray:
-    """The embedding of the image's largest face."""
+@dataclass(frozen=True)
+class Probe:
+    """The largest face's embedding and, when asked for, its liveness score."""
+
+    vector: np.ndarray
+    liveness: Optional[float]
+
+
+def probe(pipeline: Pipeline, data: bytes, liveness: bool) -> Probe:
+    """Embed the image's largest face; score its liveness only when ``liveness``."""
     try:
-        return pipeline.embed_largest(decode(pipeline, data))[1]
+        face, vector = pipeline.embed_largest(decode(pipeline, data))
     except NoFaceError:
         raise FaceError(216402, "no face in the image") from None
+    return Probe(vector, face.liveness if liveness else None)
+
+
+def embed_largest(pipeline: Pipeline, data: bytes) -> np.ndarray:
+    """The embedding of the image's largest face."""
+    return probe(pipeline, data, liveness=False).vector

@@ -81,6 +81,12 @@ class Params:
         raw = self.text(name, required=False, default="") or ""
         return {item.strip().lower() for item in raw.split(",") if item.strip()}
 
+    def positional(self, name: str) -> list[str]:
+        """A comma-separated list whose positions matter, empty items kept (image_liveness:
+        ",faceliveness" asks for the second image only); [] when absent."""
+        raw = self.text(name, required=False, default="") or ""
+        return [item.strip() for item in raw.split(",")] if raw else []
+
     def uid(self, name: str = "uid") -> str:
         return check_id(self.text(name), UID_MAX_BYTES, name, code=216111)
 

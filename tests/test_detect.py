@@ -72,7 +72,7 @@ def test_detect_log_ids_differ_between_requests(api):
 def test_detect_gives_four_landmarks_inside_the_face_when_face_fields_has_landmark(api):
     answer = api.call("detect", image=b64(photo(PORTRAIT)), face_fields="landmark")
     face = answer["result"][0]
-    assert sorted(face) == sorted(DEFAULT_KEYS + ["landmark"])
+    assert sorted(face) == sorted(DEFAULT_KEYS + ["landmark", "landmark72"])  # §1.3.3: both with landmark
     points = face["landmark"]
     assert len(points) == 4
     assert all(sorted(p) == ["x", "y"] and type(p["x"]) is int and type(p["y"]) is int for p in points)
@@ -87,13 +87,13 @@ def test_detect_gives_four_landmarks_inside_the_face_when_face_fields_has_landma
 
 
 def test_detect_ignores_face_fields_it_does_not_measure(api):
-    answer = api.call("detect", image=b64(photo(PORTRAIT)), face_fields="age,beauty,expression,gender,qualities")
+    answer = api.call("detect", image=b64(photo(PORTRAIT)), face_fields="beauty,faceshape,glasses,race")
     assert sorted(answer["result"][0]) == sorted(DEFAULT_KEYS)
 
 
-def test_detect_adds_only_landmark_among_mixed_face_fields(api):
-    answer = api.call("detect", image=b64(photo(PORTRAIT)), face_fields="age, Landmark ,beauty")
-    assert sorted(answer["result"][0]) == sorted(DEFAULT_KEYS + ["landmark"])
+def test_detect_adds_only_landmarks_among_mixed_face_fields(api):
+    answer = api.call("detect", image=b64(photo(PORTRAIT)), face_fields="race, Landmark ,beauty")
+    assert sorted(answer["result"][0]) == sorted(DEFAULT_KEYS + ["landmark", "landmark72"])
 
 
 def test_detect_returns_one_face_by_default(api):

