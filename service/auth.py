@@ -46,6 +46,15 @@ class AppKeys:
     secret_key: str
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """What an operator may see of a key pair: never its secret."""
+
+    app_id: str
+    api_key: str
+    created: int
+
+
 def _hash_secret(secret: str, salt: bytes) -> str:
     return hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, PBKDF2_ROUNDS).hex()
 
@@ -121,6 +130,20 @@ class Auth:
     def has_apps(self) -> bool:
         return self.redis.hlen(keys.apps()) > 0
 
+    def list_keys(self) -> list[KeyInfo]:
+        """Every key pair, oldest first."""
+        found = []
+        for key in self.redis.scan_iter(match=keys.api_key("*"), count=1000):
+            app_id, created = self.redis.hmget(key, "app_id", "created")
+            if app_id is not None:
+                found.append(KeyInfo(app_id.decode(), key.decode().removeprefix(keys.api_key("")), int(created or 0)))
+        return sorted(found, key=lambda k: (k.created, k.app_id, k.api_key))
+
+    def revoke_key(self, api_key: str) -> bool:
+        """Delete a key pair; its tokens stop working at once (each token records its key).
+        The app and its face library stay. False when there was no such key."""
+        return bool(self.redis.delete(keys.api_key(api_key)))
+
     def issue_token(self, api_key: str, secret: str) -> dict:
         """client_credentials grant -> Baidu's token JSON."""
         record = self.redis.hgetall(keys.api_key(api_key)) if api_key else {}
@@ -133,7 +156,7 @@ class Auth:
         expires_at = int(time.time()) + self.token_ttl
         token = f"24.{secrets.token_hex(16)}.{self.token_ttl}.{expires_at}.{secrets.randbelow(900000) + 100000}-{app_id}"
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.token(_digest(token)), mapping={"app_id": app_id, "expires_at": expires_at})
+            pipe.hset(keys.token(_digest(token)), mapping={"app_id": app_id, "api_key": api_key, "expires_at": expires_at})
             pipe.expire(keys.token(_digest(token)), self.token_ttl + EXPIRED_MEMORY)
             pipe.execute()
         return {
@@ -146,7 +169,8 @@ class Auth:
         }
 
     def app_for_token(self, token: Optional[str]) -> str:
-        """The app a token belongs to; 100 when absent, 110 when unknown, 111 when expired."""
+        """The app a token belongs to; 100 when absent, 110 when unknown or its key was
+        revoked, 111 when expired."""
         if not token:
             raise FaceError(100, "access_token is missing")
         record = self.redis.hgetall(keys.token(_digest(token)))
@@ -155,8 +179,14 @@ class Auth:
         if int(record[b"expires_at"]) < time.time():
             raise FaceError(111, "access token expired")
         app_id = record[b"app_id"].decode()
-        if not self.redis.hexists(keys.apps(), app_id):
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hexists(keys.apps(), app_id)
+            pipe.exists(keys.api_key(record.get(b"api_key", b"").decode()))
+            app_exists, key_exists = pipe.execute()
+        if not app_exists:
             raise FaceError(110, "the token's app no longer exists")
+        if not key_exists:
+            raise FaceError(110, "the token's API key was revoked")
         return app_id
 
     def app_for_signature(self, header: str, method: str, path: str, query: str, headers: Mapping[str, str]) -> str:

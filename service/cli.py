@@ -1,4 +1,4 @@
-"""The ``facesvc`` command: serve, models, keys."""
+"""The ``facesvc`` command: serve, models, check, keys."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+import redis
 
 from config.defaults import Settings, load_settings
 from index.registry import IndexRegistry
@@ -30,14 +35,40 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+@contextmanager
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    """A client of the configured Redis, or of an embedded one started for this command."""
     url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     try:
-        keys = Auth.from_settings(connect(url), settings).create_keys(args.app_id)
-        print_keys(keys)
+        yield connect(url)
     finally:
         if server:
             server.stop()
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    with redis_client(settings) as client:
+        print_keys(Auth.from_settings(client, settings).create_keys(args.app_id))
+    return 0
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    """App ids and API keys, one pair a line; secrets are never shown (they are not stored)."""
+    with redis_client(settings) as client:
+        found = Auth.from_settings(client, settings).list_keys()
+    print("APP_ID\tAPI_KEY\tCREATED")
+    for key in found:
+        print(f"{key.app_id}\t{key.api_key}\t{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(key.created))}")
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    with redis_client(settings) as client:
+        revoked = Auth.from_settings(client, settings).revoke_key(args.api_key)
+    if not revoked:
+        log.error("no API key %s", args.api_key)
+        return 1
+    print(f"revoked {args.api_key}; its tokens no longer work")
     return 0
 
 
@@ -45,15 +76,10 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 1 when Redis records, memberships and a freshly built index disagree."""
     specs = PROFILES[settings.models.profile]
     model_id = fused_model_id(list(specs))
-    url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
-    try:
-        client = connect(url)
+    with redis_client(settings) as client:
         registry = IndexRegistry(sum(spec.dim for spec in specs))
         load_all_faces(client, registry, model_id)
         problems = check_library(client, registry, model_id)
-    finally:
-        if server:
-            server.stop()
     for problem in problems:
         print(problem)
     print(f"{len(problems)} problem(s)")
@@ -107,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create an app (or a key pair for --app-id)")
     create.add_argument("--app-id", default=None)
-    create.set_defaults(run=cmd_keys)
+    create.set_defaults(run=cmd_keys_create)
+    keys_sub.add_parser("list", help="list app ids and API keys (never secrets)").set_defaults(run=cmd_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="delete a key pair; its tokens stop working")
+    revoke.add_argument("api_key")
+    revoke.set_defaults(run=cmd_keys_revoke)
     args = parser.parse_args(argv)
     try:
         return args.run(load_settings(), args)
