@@ -13,7 +13,7 @@ from tests.conftest import LFW, b64, photo
 from workers.attributes import Face, Smile, expression_of, smile_probability
 from workers.crops import DLIB_TEMPLATE, dlib_chip, fit_region
 from workers.heads import POSE_BIN_DEGREES, Heads, pose_from_bins
-from workers.landmarks import baidu_landmark72, dlib_five, mouth_opening
+from workers.landmarks import baidu_landmark72, dlib_five, eye_line_roll, mouth_opening
 from workers.quality import blur_effect, completeness, illumination
 
 PORTRAIT = "images/person01/img11.jpg"
@@ -106,6 +106,15 @@ def test_landmark72_of_a_translated_face_is_translated():
 
 def test_dlib_five_are_eye_corners_and_subnasale_in_dlibs_order():
     np.testing.assert_array_equal(dlib_five(index_points())[:, 0], [45, 42, 36, 39, 33])
+
+
+def test_eye_line_roll_is_the_clockwise_angle_of_the_line_between_the_eye_centres():
+    points = np.zeros((68, 2))
+    points[36:42] = (10, 10)
+    points[42:48] = (20, 20)  # the image-right eye lower: the face turned clockwise
+    assert eye_line_roll(points) == pytest.approx(45)
+    points[42:48] = (20, 0)
+    assert eye_line_roll(points) == pytest.approx(-45)
 
 
 def test_mouth_opening_is_the_inner_lip_gap_over_the_mouth_width():
@@ -205,6 +214,11 @@ def test_age_opens_only_the_landmark_and_age_heads_and_runs_them_once(recording_
     first = recording_face.age
     assert recording_face.age == first
     assert opened == ["fr_landmark", "dlib_age"]
+
+
+def test_pose_opens_only_the_pose_and_landmark_heads(recording_face, opened):
+    recording_face.pose
+    assert sorted(opened) == ["fr_landmark", "fr_pose"]
 
 
 def test_quality_opens_no_head(recording_face, opened):

@@ -1,5 +1,5 @@
 """What is derived from the 68-point landmarks (iBUG 300-W layout): Baidu's 72 points, dlib's
-five alignment points and the mouth opening. Pure geometry.
+five alignment points, the eye line's roll and the mouth opening. Pure geometry.
 
 The 68-point layout, "left" and "right" as seen in the image: 0-16 jaw line from the image-left
 ear over the chin (8), 17-21 and 22-26 the image-left and image-right eyebrow, 27-30 nose
@@ -64,6 +64,14 @@ def dlib_five(points68: np.ndarray) -> np.ndarray:
     """dlib's five-point shape: image-right eye outer and inner corner, image-left eye outer
     and inner corner, subnasale; the points ``crops.dlib_chip`` aligns."""
     return np.asarray(points68, dtype=np.float64)[[45, 42, 36, 39, 33]]
+
+
+def eye_line_roll(points68: np.ndarray) -> float:
+    """Degrees the line from the image-left to the image-right eye centre turns clockwise in
+    the image (y down): Baidu's roll."""
+    points = np.asarray(points68, dtype=np.float64)
+    dx, dy = points[42:48].mean(axis=0) - points[36:42].mean(axis=0)
+    return float(np.degrees(np.arctan2(dy, dx)))
 
 
 def mouth_opening(points68: np.ndarray) -> float:

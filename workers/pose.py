@@ -1,11 +1,11 @@
 """Head pose estimated from the detector's five points, and Baidu's 4-point landmarks.
 
-A geometric estimate, not a pose model. The service reports the pose head's angles instead
-(workers/heads.py); this is the baseline bench/attributes.py measures the head against, and
-the head beats it (README). Roll is the angle of the eye line; yaw and pitch come from where the
-nose tip sits between the eyes and between eyes and mouth, compared with the frontal ArcFace
-template. It can only be as good as the detector's points, and YuNet's points follow a face
-rolled in the image only partly (figures in the README).
+A geometric estimate, not a pose model. The service reports the pose head's yaw and pitch and
+the 68-point eye line's roll instead (workers/attributes.py); this is the baseline
+bench/attributes.py measures them against, and they beat it (README). Roll is the angle of the
+eye line; yaw and pitch come from where the nose tip sits between the eyes and between eyes and
+mouth, compared with the frontal ArcFace template. It can only be as good as the detector's
+points, and YuNet's points follow a face rolled in the image only partly (figures in the README).
 """
 from __future__ import annotations
 
