@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import LFW, b64, photo
+from workers.align import ARCFACE_TEMPLATE
 from workers.attributes import Face, Smile, expression_of, smile_probability
 from workers.crops import DLIB_TEMPLATE, dlib_chip, fit_region
 from workers.heads import POSE_BIN_DEGREES, Heads, pose_from_bins
@@ -144,8 +145,6 @@ def test_illumination_is_the_mean_luma_of_the_box_inside_the_photo():
 
 
 def test_completeness_is_0_for_a_face_in_the_photo_and_1_for_a_face_cut_by_its_border():
-    from workers.align import ARCFACE_TEMPLATE
-
     points = ARCFACE_TEMPLATE * 2 + [100, 100]  # a 224-pixel face at (100, 100)
     assert completeness(points, 500, 500) == 0
     assert completeness(points - [150, 0], 500, 500) == 1  # its left part beyond x = 0

@@ -37,7 +37,7 @@ LIVE = 0  # fr_liveness's classes: live, then two kinds of spoof (fed BGR; see R
 class Heads:
     """This process's attribute sessions, each opened on its first use.
 
-    Opening takes 5-130 ms a head (README); a process whose requests never ask for an attribute
+    Opening takes 2-40 ms a head (README); a process whose requests never ask for an attribute
     never loads its head. Sessions are shared by the request threads.
     """
 

@@ -1,6 +1,8 @@
 """detect and match (spec §1.3, §1.4)."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from flask import Blueprint
 
 from service import faces
@@ -67,7 +69,7 @@ def describe_face(face: Face, fields: set[str]) -> dict:
     return shaped
 
 
-def pixel_points(points) -> list[dict]:
+def pixel_points(points: Iterable[tuple[float, float]]) -> list[dict]:
     """Points as Baidu's uint32 {x, y} objects."""
     return [{"x": max(0, round(x)), "y": max(0, round(y))} for x, y in points]
 
