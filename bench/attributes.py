@@ -75,7 +75,7 @@ def ssr_value(outputs: list[np.ndarray], scale: float) -> float:
     return float(sum(sum((i + o[i]) * p[i] for i in range(3)) / s for p, o, s in stages) * scale)
 
 
-def ssr_input(image: np.ndarray, box) -> np.ndarray:
+def ssr_input(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """fr_age / fr_gender input: the 64x64 crop of 1.4 boxes, BGR, ImageNet-normalised."""
     crop, _ = box_crop(image, box, 1.4, 64)
     return to_nchw((crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
