@@ -112,7 +112,7 @@ def test_identify_answers_the_shape_of_spec_1_5_3(smoke_answers):
     closed, _ = smoke_answers
     (person, _), result = next(iter(closed.items()))
     (entry,) = result
-    assert list(entry) == ["group_id", "uid", "user_info", "scores"]
+    assert set(entry) == {"group_id", "uid", "user_info", "scores"}
     assert (entry["group_id"], entry["uid"], entry["user_info"]) == ("all", person, f"name of {person}")
     assert len(entry["scores"]) == 1
     assert all(type(s) is float and 0.0 <= s <= 100.0 for r in closed.values() for e in r for s in e["scores"])
@@ -145,7 +145,7 @@ def test_verify_scores_the_right_user_at_80_or_more_and_another_below_80(api):
     add(api, "p01", "g1", PERSON01[0])
     add(api, "p05", "g1", PERSON05[0])
     answer = api.call("verify", uid="p01", group_id="g1", image=image(PERSON01[1]))
-    assert list(answer) == ["log_id", "result_num", "result"]
+    assert set(answer) == {"log_id", "result_num", "result"}
     assert answer["result_num"] == 1
     (score,) = answer["result"]
     assert type(score) is float and ACCEPT <= score <= 100.0
@@ -248,8 +248,8 @@ def test_identify_of_a_photo_without_a_face_is_face_not_found(api):
 
 @pytest.mark.parametrize(
     "options, code",
-    [({"user_top_num": 0}, 216100), ({"user_top_num": 6}, 216100), ({"face_top_num": 0}, 216100), ({"group_id": "g-1"}, 216100), ({"group_id": ""}, 216101), ({"image": ""}, 216101)],
-    ids=["user-top-0", "user-top-6", "face-top-0", "bad-group", "no-group", "no-image"],
+    [({"user_top_num": -1}, 216100), ({"user_top_num": 6}, 216100), ({"face_top_num": 0}, 216100), ({"group_id": "g-1"}, 216100), ({"group_id": ""}, 216101), ({"image": ""}, 216101)],
+    ids=["user-top-negative", "user-top-6", "face-top-0", "bad-group", "no-group", "no-image"],
 )
 def test_identify_with_bad_parameters_is_refused(api, options, code):
     add(api, "p05", "g1", PERSON05[0])
