@@ -80,12 +80,20 @@ class Settings(BaseSettings):
     # 64 hex digits sealing the stored secret keys (needed to check bce-auth-v1 signatures).
     # Empty: <data_dir>/master.key, created on first use. Nodes sharing a Redis must share it.
     master_key: Optional[str] = None
+    # "text" reads well in a terminal; "json" (one object a line, with log_id, app, endpoint,
+    # error_code, latency_ms as keys) is what a log collector indexes without parsing.
+    log_format: Literal["text", "json"] = "text"
     limits: Limits = Field(default_factory=Limits)
     models: Models = Field(default_factory=Models)
 
     @property
     def model_cache(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where gunicorn workers share their Prometheus samples; emptied by each ``serve``."""
+        return self.data_dir / "metrics"
 
 
 def load_settings(**overrides: object) -> Settings:

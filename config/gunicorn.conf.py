@@ -3,6 +3,8 @@
 Models are loaded in each worker after the fork (no preload): ONNX Runtime's thread pools do
 not survive a fork, and each worker owns its sessions.
 """
+import os
+
 from config.defaults import load_settings
 
 _settings = load_settings()
@@ -18,3 +20,23 @@ keepalive = 5
 preload_app = False
 accesslog = None  # facesvc logs one line per request itself, with log_id and error code
 wsgi_app = "service.wsgi:create()"
+if _settings.log_format == "json":
+    # gunicorn's own lines (boot, worker exits) in the same JSON as facesvc's.
+    _json_stderr = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+        "handlers": {"console": _json_stderr, "error_console": _json_stderr},
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False}},
+    }
+
+
+def child_exit(server, worker) -> None:
+    """Tell Prometheus a worker is gone, so its live gauges stop counting (its counters stay
+    in the sum)."""
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

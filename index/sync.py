@@ -74,6 +74,11 @@ class IndexSync:
             ids = np.array([change.face_id], dtype=np.int64)
             self.registry.add(change.app, change.group, ids, change.vector[None])
 
+    @property
+    def following(self) -> bool:
+        """Whether the follower thread runs, i.e. other processes' writes keep arriving."""
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
     def start(self, block_ms: int = 50) -> None:
         """Follow the stream in a daemon thread until ``stop()``."""
         self._thread = threading.Thread(target=self._follow, args=(block_ms,), name="index-sync", daemon=True)

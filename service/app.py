@@ -19,6 +19,7 @@ from service.auth import Auth, OAuthError
 from service.changelog import RedisChangeSource, load_all_faces
 from service.errors import FaceError
 from service.library import Library
+from service.metrics import Metrics, instrument_pipeline
 from service.redis_server import EmbeddedRedis, connect, ensure_redis
 from workers.pipeline import Pipeline
 
@@ -36,6 +37,7 @@ class Services:
     pipeline: Pipeline
     library: Library
     sync: IndexSync
+    metrics: Metrics
     embedded_redis: Optional[EmbeddedRedis] = None
 
     def close(self) -> None:
@@ -55,6 +57,8 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     client = connect(url)
     pipeline = pipeline or Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
     sync = start_index_sync(client, pipeline.model_id, IndexRegistry(pipeline.embedder.dim))
+    metrics = Metrics(sync.registry)
+    instrument_pipeline(pipeline, metrics)
     services = Services(
         settings=settings,
         redis=client,
@@ -62,13 +66,16 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
         pipeline=pipeline,
         library=Library(client, sync.registry, sync, pipeline.model_id),
         sync=sync,
+        metrics=metrics,
         embedded_redis=embedded,
     )
     app.extensions["facesvc"] = services
 
-    from service.routes import register_routes
+    from service.routes import console, ops, register_routes
 
     register_routes(app)
+    app.register_blueprint(ops.blueprint)
+    app.register_blueprint(console.blueprint)
     _register_hooks(app)
     return app
 
@@ -101,15 +108,21 @@ def _register_hooks(app: Flask) -> None:
 
     @app.after_request
     def log_request(response):
-        access_log.info(
-            "log_id=%s app=%s route=%s status=%s error_code=%s latency_ms=%.1f",
-            g.get("log_id"),
-            g.get("app_id"),
-            request.path,
-            response.status_code,
-            g.get("error_code", 0),
-            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
-        )
+        """One access line and one metrics sample per request. The endpoint is the matched
+        route, never the URL, so a token in the query string never reaches a log."""
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        error_code = g.get("error_code", 0)
+        app.extensions["facesvc"].metrics.observe_request(endpoint, error_code, seconds)
+        fields = {
+            "log_id": g.get("log_id"),
+            "app": g.get("app_id"),
+            "endpoint": endpoint,
+            "status": response.status_code,
+            "error_code": error_code,
+            "latency_ms": round(seconds * 1000, 1),
+        }
+        access_log.info(" ".join(f"{k}=%s" for k in fields), *fields.values(), extra=fields)
         return response
 
     @app.errorhandler(FaceError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from index.registry import IndexRegistry
 from service.auth import Auth
 from service.changelog import load_all_faces
 from service.check import check_library
+from service.logs import configure_logging
 from service.redis_server import connect, ensure_redis
 from workers.embedder import fused_model_id
 from workers.models import ModelError, fetch_models, verify_models
@@ -103,10 +105,25 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if not auth.has_apps():
             print("No app exists yet; created one. Keep these keys, they are shown only once:")
             print_keys(auth.create_keys())
-        return run_gunicorn({**os.environ, "FACESVC_REDIS_URL": url})
+        env = {
+            # OpenCV's native warnings bypass logging and would break JSON log lines.
+            "OPENCV_LOG_LEVEL": "ERROR",
+            **os.environ,
+            "FACESVC_REDIS_URL": url,
+            "PROMETHEUS_MULTIPROC_DIR": str(fresh_metrics_dir(settings)),
+        }
+        return run_gunicorn(env)
     finally:
         if server:
             server.stop()
+
+
+def fresh_metrics_dir(settings: Settings) -> Path:
+    """An empty folder for the workers' Prometheus samples: files of an earlier run would add
+    its counts to this one's."""
+    shutil.rmtree(settings.metrics_dir, ignore_errors=True)
+    settings.metrics_dir.mkdir(parents=True)
+    return settings.metrics_dir
 
 
 def run_gunicorn(env: dict[str, str]) -> int:
@@ -123,7 +140,6 @@ def run_gunicorn(env: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="facesvc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the HTTP service under gunicorn").set_defaults(run=cmd_serve)
@@ -139,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("api_key")
     revoke.set_defaults(run=cmd_keys_revoke)
     args = parser.parse_args(argv)
+    settings = load_settings()
+    configure_logging(settings.log_format)
     try:
-        return args.run(load_settings(), args)
+        return args.run(settings, args)
     except ModelError as exc:
         log.error("%s", exc)
         return 2

@@ -3,11 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 import requests
@@ -19,6 +15,7 @@ from service.auth import Auth
 from service.check import check_library
 from service.redis_server import EmbeddedRedis, connect
 from tests.conftest import ROOT, BaiduClient, b64, photo
+from tests.live import start_gunicorn
 
 PROBE = "images/person01/img5.jpg"
 PHOTOS = ["images/person01/img11.jpg", "images/person02/img12.jpg", "images/person05/img62.jpg"]
@@ -71,40 +68,6 @@ def test_library_survives_a_restart_or_crash_of_redis(tmp_path, pipeline, stop):
         app.extensions["facesvc"].close()
     finally:
         server.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(redis_url: str, data_dir, workers: int = 1) -> tuple[subprocess.Popen, str]:
-    """facesvc under gunicorn on a free loopback port, in its own process group."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "FACESVC_REDIS_URL": redis_url,
-        "FACESVC_BIND": f"127.0.0.1:{port}",
-        "FACESVC_WORKERS": str(workers),
-        "FACESVC_THREADS": "4",
-        "FACESVC_DATA_DIR": str(data_dir),
-        "FACESVC_MODELS_DIR": str(ROOT / "var" / "models"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py")],
-        env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/rest/2.0/face/v2/detect", timeout=1)
-            return process, base
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("gunicorn did not start")
 
 
 @pytest.mark.slow

@@ -35,18 +35,35 @@ def sniff_format(data: bytes) -> str:
 
 
 def read_dimensions(data: bytes, fmt: str) -> tuple[int, int]:
-    """(width, height) from the header alone."""
+    """(width, height) from the header alone. A header that is not the format's own (a magic
+    number followed by garbage) is a format error, not a size to judge."""
     try:
         if fmt == "png":
+            if data[12:16] != b"IHDR":
+                raise ImageError("format", "PNG without an IHDR chunk")
             width, height = struct.unpack(">II", data[16:24])
         elif fmt == "bmp":
-            width, height = struct.unpack("<ii", data[18:26])
-            width, height = abs(width), abs(height)
+            width, height = _bmp_dimensions(data)
         else:
             width, height = _jpeg_dimensions(data)
     except struct.error as exc:
         raise ImageError("format", "truncated image header") from exc
     return width, height
+
+
+# DIB header sizes: BITMAPCOREHEADER (16-bit sizes), then INFO, V2, V3, V4 and V5 headers.
+_BMP_CORE_HEADER = 12
+_BMP_INFO_HEADERS = (40, 52, 56, 108, 124)
+
+
+def _bmp_dimensions(data: bytes) -> tuple[int, int]:
+    (header_size,) = struct.unpack("<I", data[14:18])
+    if header_size == _BMP_CORE_HEADER:
+        return struct.unpack("<HH", data[18:22])
+    if header_size not in _BMP_INFO_HEADERS:
+        raise ImageError("format", f"BMP with an unknown header size {header_size}")
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)
 
 
 def _jpeg_dimensions(data: bytes) -> tuple[int, int]:

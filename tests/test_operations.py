@@ -1,0 +1,203 @@
+"""/health, /ready, /metrics and the access log: what an operator's tooling reads."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.auth import Auth
+from service.logs import JsonFormatter
+from service.redis_server import connect
+from tests.conftest import ROOT, b64, photo
+
+DETECT = "/rest/2.0/face/v2/detect"
+PHOTO = "images/person01/img11.jpg"
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """(sample name, sorted labels) -> value of a Prometheus text exposition."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_health_answers_without_a_token(app):
+    response = app.test_client().get("/health")
+    assert response.status_code == 200 and response.get_json() == {"status": "up"}
+
+
+def test_ready_when_models_redis_and_indexes_are_up(app):
+    response = app.test_client().get("/ready")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"models": True, "redis": True, "indexes": True}}
+
+
+def test_not_ready_without_redis(app, services):
+    services.redis = connect("redis://127.0.0.1:1/0")
+    response = app.test_client().get("/ready")
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"models": True, "redis": False, "indexes": True}
+
+
+def test_not_ready_when_the_index_no_longer_follows_the_stream(app, services):
+    services.sync.stop()
+    response = app.test_client().get("/ready")
+    assert response.status_code == 503 and response.get_json()["checks"]["indexes"] is False
+
+
+def test_metrics_count_requests_per_endpoint_and_error_code(app, api, services):
+    api.call("detect", image=b64(photo(PHOTO)))
+    api.call("faceset/user/add", uid="ann", user_info="Ann", group_id="staff", image=b64(photo(PHOTO)))
+    api.call("faceset/user/add", uid="ann", user_info="Ann", group_id="staff", image=b64(photo(PHOTO)))  # 216616
+    app.test_client().post(f"{DETECT}?access_token=wrong")
+
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 200 and response.content_type.startswith("text/plain")
+    found = samples(response.get_data(as_text=True))
+    add = "/rest/2.0/face/v2/faceset/user/add"
+    assert found[("facesvc_requests_total", (("endpoint", DETECT), ("error_code", "0")))] == 1
+    assert found[("facesvc_requests_total", (("endpoint", add), ("error_code", "0")))] == 1
+    assert found[("facesvc_requests_total", (("endpoint", add), ("error_code", "216616")))] == 1
+    assert found[("facesvc_requests_total", (("endpoint", DETECT), ("error_code", "110")))] == 1
+    assert found[("facesvc_request_seconds_count", (("endpoint", DETECT), ("error_code", "0")))] == 1
+
+
+def test_metrics_time_each_model_stage_and_report_index_sizes(app, api, services, app_keys):
+    api.call("faceset/user/add", uid="ann", user_info="Ann", group_id="staff", image=b64(photo(PHOTO)))
+    api.call("detect", image=b64(photo(PHOTO)), face_fields="age,gender")
+
+    found = samples(app.test_client().get("/metrics").get_data(as_text=True))
+    for stage in ("detect", "embed", "dlib_age", "dlib_gender"):
+        assert found[("facesvc_model_seconds_count", (("stage", stage),))] >= 1, stage
+        assert found[("facesvc_model_seconds_sum", (("stage", stage),))] > 0, stage
+    assert found[("facesvc_model_batch_size_sum", (("stage", "embed"),))] >= 1
+    assert found[("facesvc_group_faces", (("app", app_keys.app_id), ("group", "staff")))] == 1
+    assert found[("facesvc_index_vector_bytes", ())] == services.sync.registry.dim * 4
+
+
+def capture_json_logs() -> tuple[io.StringIO, logging.Handler]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    return stream, handler
+
+
+def test_json_access_lines_carry_the_request_and_never_a_secret_token_or_image(app, app_keys, caplog):
+    caplog.set_level(logging.INFO)
+    stream, handler = capture_json_logs()
+    image = b64(photo(PHOTO))
+    try:
+        client = app.test_client()
+        grant = {"grant_type": "client_credentials", "client_id": app_keys.api_key, "client_secret": app_keys.secret_key}
+        token = client.post("/oauth/2.0/token", data=grant).get_json()["access_token"]
+        client.post(f"{DETECT}?access_token={token}", data={"image": image})
+        client.post(f"{DETECT}?access_token={token}", data={"image": "bm90IGFuIGltYWdl"})  # 216201
+        client.post("/rest/2.0/face/v2/faceset/user/add", data={"access_token": token, "uid": "x", "image": image})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    for secret in (app_keys.secret_key, token, image[:40], "bm90IGFuIGltYWdl"):
+        assert secret not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    access = [line for line in lines if line["logger"] == "facesvc.access"]
+    assert [(a["endpoint"], a["error_code"]) for a in access] == [
+        ("/oauth/2.0/token", 0),
+        (DETECT, 0),
+        (DETECT, 216201),
+        ("/rest/2.0/face/v2/faceset/user/add", 216101),
+    ]
+    assert all(a["app"] == app_keys.app_id for a in access[1:])
+    assert all(isinstance(a["log_id"], int) and a["latency_ms"] >= 0 and a["status"] == 200 for a in access)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serve_sums_metrics_over_gunicorn_workers_and_logs_json(tmp_path, redis_server, settings):
+    """``facesvc serve`` with two workers: a scrape counts every worker's requests; the metrics
+    folder of an earlier run is emptied; stderr is JSON with no secret or token in it."""
+    client = connect(redis_server.url)
+    client.flushall()
+    keys = Auth.from_settings(client, settings).create_keys()
+    stale = tmp_path / "metrics" / "counter_999.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"stale")
+    port = free_port()
+    env = {
+        **os.environ,
+        "FACESVC_REDIS_URL": redis_server.url,
+        "FACESVC_DATA_DIR": str(tmp_path),
+        "FACESVC_MODELS_DIR": str(ROOT / "var" / "models"),
+        "FACESVC_BIND": f"127.0.0.1:{port}",
+        "FACESVC_WORKERS": "2",
+        "FACESVC_LOG_FORMAT": "json",
+    }
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, process)
+        assert not stale.exists()
+        token = requests.get(f"{base}/oauth/2.0/token", params={
+            "grant_type": "client_credentials", "client_id": keys.api_key, "client_secret": keys.secret_key,
+        }).json()["access_token"]
+        image = b64(photo(PHOTO))
+
+        def detect(_: int) -> None:
+            requests.post(f"{base}{DETECT}?access_token={token}", data={"image": image}, headers={"Connection": "close"})
+
+        sent = 0
+        with ThreadPoolExecutor(6) as pool:  # concurrent, so that both workers take some
+            while sent < 12 or (len(worker_files(tmp_path)) < 2 and sent < 120):
+                list(pool.map(detect, range(6)))
+                sent += 6
+        assert len(worker_files(tmp_path)) == 2
+        for _ in range(4):  # whichever worker answers the scrape
+            found = samples(requests.get(f"{base}/metrics").text)
+            assert found[("facesvc_requests_total", (("endpoint", DETECT), ("error_code", "0")))] == sent
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    lines = log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert any(r["logger"] == "facesvc.access" and r["endpoint"] == DETECT for r in records)
+    assert not any(keys.secret_key in line or token in line for line in lines)
+
+
+def worker_files(data_dir) -> set[str]:
+    """The pids that wrote request counters into the multiprocess folder."""
+    return {p.stem.rsplit("_", 1)[-1] for p in (data_dir / "metrics").glob("counter_*.db")}
+
+
+def wait_until_ready(base: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "facesvc serve exited"
+        try:
+            if requests.get(f"{base}/ready", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or workers still loading models
+            pass
+        time.sleep(0.3)
+    raise AssertionError("facesvc serve did not become ready")
