@@ -4,8 +4,13 @@ The benchmarks and the score calibration need all 13,233 photos many times over;
 through decode -> detect -> align -> embed (~40 ms a photo) is cached in
 ``bench/results/lfw_embeddings_<model_id>.npz``. A photo where the detector finds no face is
 recorded as a miss, never replaced by a guessed crop, so that benchmarks can count it as an
-error. The embedding of the horizontally mirrored crop is stored too: it measures flip
-test-time augmentation without a second pass over the photos.
+error.
+
+Two faces are kept per photo. The service embeds the largest face ("largest"); LFW labels the
+face at the centre of its 250x250 crops, and in photos with several people the largest one is
+sometimes someone else, which scores the pipeline on the wrong person ("centre" is the detected
+face nearest the image centre). The embedding of each face's horizontally mirrored crop is
+stored too, to measure flip test-time augmentation without another pass over the photos.
 
     python -m bench.lfw_embeddings            # compute what the cache lacks
 """
@@ -24,7 +29,7 @@ import numpy as np
 import config
 from workers.align import align_face
 from workers.embedder import FR_FEATURE, SFACE
-from workers.pipeline import NoFaceError, Pipeline
+from workers.pipeline import Face, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -45,37 +50,51 @@ PROFILES: dict[str, tuple[tuple[str, ...], bool]] = {
     "fused-flip": (("sface", "fr_feature"), True),
 }
 CHECKPOINT_EVERY = 1000
+# Every face the detector reports; the largest and the centred one are chosen among them.
+MAX_FACES = 1000
 
 
 @dataclass
 class LfwEmbeddings:
-    """Per photo (rows aligned with ``paths``): fused embedding, mirrored-crop embedding,
-    whether a face was detected, and the seconds decode + detect + embed took."""
+    """Per photo, rows aligned with ``paths``: ``arrays`` maps each of ARRAYS to an (N, ...) array.
+
+    ``faces`` is the number of faces detected (0: a miss, whose vectors are zero rows),
+    ``seconds`` the time decode + detect + embed of the largest face took (the service's cost),
+    ``mirror_seconds`` the extra time to embed its mirrored crop; ``largest``, ``centre`` and their
+    ``_mirror`` variants are (N, D) float32 embeddings."""
 
     model_id: str
     paths: list[str]
-    vectors: np.ndarray  # (N, D) float32, zero rows for misses
-    flipped: np.ndarray  # (N, D) float32, zero rows for misses
-    detected: np.ndarray  # (N,) bool
-    seconds: np.ndarray  # (N,) float64, pipeline time per photo
-    flip_seconds: np.ndarray  # (N,) float64, extra time for the mirrored crop
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def detected(self) -> np.ndarray:
+        return self.arrays["faces"] > 0
+
+    @property
+    def seconds(self) -> np.ndarray:
+        return self.arrays["seconds"]
 
     def rows(self, paths: list[str]) -> np.ndarray:
         """Row index of each path."""
         index = {p: i for i, p in enumerate(self.paths)}
         return np.array([index[p] for p in paths], dtype=np.int64)
 
-    def profile_vectors(self, profile: str) -> np.ndarray:
-        """(N, d) vectors whose inner products are the profile's similarity."""
-        return profile_vectors(self.model_id, profile, self.vectors, self.flipped)
+    def profile_vectors(self, profile: str, face: str) -> np.ndarray:
+        """(N, d) vectors of the chosen face whose inner products are the profile's similarity."""
+        return profile_vectors(self.model_id, profile, self.arrays[face], self.arrays[f"{face}_mirror"])
 
 
-def profile_vectors(model_id: str, profile: str, vectors: np.ndarray, flipped: np.ndarray | None = None) -> np.ndarray:
+FACES = ("largest", "centre")
+ARRAYS = ("faces", "seconds", "mirror_seconds") + tuple(f"{f}{m}" for f in FACES for m in ("", "_mirror"))
+
+
+def profile_vectors(model_id: str, profile: str, vectors: np.ndarray, mirrored: np.ndarray | None = None) -> np.ndarray:
     """Re-weight ``model_id`` embeddings into the profile's: the mean of the chosen models'
     cosines, each model's part L2-normalised (zero rows stay zero). Flip profiles add the
     mirrored crop's part before normalising."""
     parts, flip = PROFILES[profile]
-    if flip and flipped is None:
+    if flip and mirrored is None:
         raise ValueError(f"profile {profile} needs the mirrored-crop embeddings")
     offsets, start = {}, 0
     for name in model_id.split("+"):
@@ -84,7 +103,7 @@ def profile_vectors(model_id: str, profile: str, vectors: np.ndarray, flipped: n
     blocks = []
     for name in parts:
         lo, hi = offsets[name]
-        block = vectors[:, lo:hi] + (flipped[:, lo:hi] if flip else 0.0)
+        block = vectors[:, lo:hi] + (mirrored[:, lo:hi] if flip else 0.0)
         norms = np.linalg.norm(block, axis=1, keepdims=True)
         blocks.append(block / np.maximum(norms, 1e-12))
     return (np.concatenate(blocks, axis=1) / np.sqrt(len(parts))).astype(np.float32)
@@ -121,49 +140,58 @@ def load_pipeline() -> Pipeline:
     return Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
 
 
-def embed_photo(pipeline: Pipeline, data: bytes) -> tuple[np.ndarray | None, np.ndarray | None, float, float]:
-    """(vector, mirrored vector, pipeline seconds, mirror seconds); vectors None on a miss."""
+def centre_face(faces: list[Face], image: np.ndarray) -> Face:
+    """The face whose box centre is nearest the image centre (LFW's labelled face)."""
+    height, width = image.shape[:2]
+
+    def distance(face: Face) -> float:
+        left, top, w, h = face.detection.box
+        return float(np.hypot(left + w / 2 - width / 2, top + h / 2 - height / 2))
+
+    return min(faces, key=distance)
+
+
+def embed_photo(pipeline: Pipeline, data: bytes) -> dict[str, object]:
+    """One photo's entries of ARRAYS (only ``faces`` and ``seconds`` on a miss).
+
+    Timed like ``Pipeline.embed_largest``, whose steps these are; all faces are detected
+    anyway (the detector scores the whole image), so listing them costs nothing extra."""
     start = time.perf_counter()
-    try:
-        image = pipeline.decode(data)
-        face, vector = pipeline.embed_largest(image)
-    except NoFaceError:
-        return None, None, time.perf_counter() - start, 0.0
-    seconds = time.perf_counter() - start
+    image = pipeline.decode(data)
+    faces = pipeline.detect(image, MAX_FACES)
+    if not faces:
+        return {"faces": 0, "seconds": time.perf_counter() - start}
+    largest = pipeline.embed(image, faces[:1])[0]
+    result: dict[str, object] = {"faces": len(faces), "seconds": time.perf_counter() - start, "largest": largest}
     start = time.perf_counter()
+    result["largest_mirror"] = embed_mirrored(pipeline, image, faces[0])
+    result["mirror_seconds"] = time.perf_counter() - start
+    centre = centre_face(faces, image)
+    if centre is faces[0]:
+        result["centre"], result["centre_mirror"] = largest, result["largest_mirror"]
+    else:
+        result["centre"] = pipeline.embed(image, [centre])[0]
+        result["centre_mirror"] = embed_mirrored(pipeline, image, centre)
+    return result
+
+
+def embed_mirrored(pipeline: Pipeline, image: np.ndarray, face: Face) -> np.ndarray:
+    """Embedding of the horizontally mirrored aligned crop (flip test-time augmentation)."""
     crop = np.ascontiguousarray(align_face(image, face.detection.landmarks)[:, ::-1])
-    flipped = pipeline.embedder.embed(crop[None])[0]
-    return vector, flipped, seconds, time.perf_counter() - start
+    return pipeline.embedder.embed(crop[None])[0]
 
 
 def save(cache: LfwEmbeddings, path: Path) -> None:
     """Write atomically so an interrupted run leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        model_id=np.array(cache.model_id),
-        paths=np.array(cache.paths),
-        vectors=cache.vectors,
-        flipped=cache.flipped,
-        detected=cache.detected,
-        seconds=cache.seconds,
-        flip_seconds=cache.flip_seconds,
-    )
+    np.savez(tmp, model_id=np.array(cache.model_id), paths=np.array(cache.paths), **cache.arrays)
     os.replace(tmp, path)
 
 
 def load(path: Path) -> LfwEmbeddings:
     with np.load(path) as data:
-        return LfwEmbeddings(
-            model_id=str(data["model_id"]),
-            paths=[str(p) for p in data["paths"]],
-            vectors=data["vectors"],
-            flipped=data["flipped"],
-            detected=data["detected"],
-            seconds=data["seconds"],
-            flip_seconds=data["flip_seconds"],
-        )
+        return LfwEmbeddings(str(data["model_id"]), [str(p) for p in data["paths"]], {k: data[k] for k in ARRAYS})
 
 
 def compute(pipeline: Pipeline, photos: list[str], path: Path) -> LfwEmbeddings:
@@ -171,28 +199,25 @@ def compute(pipeline: Pipeline, photos: list[str], path: Path) -> LfwEmbeddings:
     done = load(path) if path.exists() else None
     if done is not None and done.model_id != pipeline.model_id:
         raise ValueError(f"{path} holds {done.model_id}, the pipeline is {pipeline.model_id}")
-    known = {p: i for i, p in enumerate(done.paths)} if done else {}
     n, dim = len(photos), pipeline.embedder.dim
-    cache = LfwEmbeddings(
-        pipeline.model_id, photos, np.zeros((n, dim), np.float32), np.zeros((n, dim), np.float32),
-        np.zeros(n, bool), np.full(n, np.nan), np.full(n, np.nan),
-    )
+    arrays = {"faces": np.zeros(n, np.int32), "seconds": np.full(n, np.nan), "mirror_seconds": np.full(n, np.nan)}
+    arrays.update({name: np.zeros((n, dim), np.float32) for name in ARRAYS[3:]})
+    cache = LfwEmbeddings(pipeline.model_id, photos, arrays)
+    known = {p: i for i, p in enumerate(done.paths)} if done else {}
     todo = []
     for i, photo in enumerate(photos):
         j = known.get(photo)
         if j is None or np.isnan(done.seconds[j]):
             todo.append(i)
             continue
-        for field in ("vectors", "flipped", "detected", "seconds", "flip_seconds"):
-            getattr(cache, field)[i] = getattr(done, field)[j]
+        for name in ARRAYS:
+            arrays[name][i] = done.arrays[name][j]
     log.info("%d photos, %d cached, %d to embed", n, n - len(todo), len(todo))
     # One core for this job: the machine is shared, and per-photo times are per-core figures.
     cv2.setNumThreads(1)
     for count, i in enumerate(todo, 1):
-        vector, flipped, seconds, flip_seconds = embed_photo(pipeline, (LFW_DIR / photos[i]).read_bytes())
-        cache.seconds[i], cache.flip_seconds[i] = seconds, flip_seconds
-        if vector is not None:
-            cache.vectors[i], cache.flipped[i], cache.detected[i] = vector, flipped, True
+        for name, value in embed_photo(pipeline, (LFW_DIR / photos[i]).read_bytes()).items():
+            arrays[name][i] = value
         if count % CHECKPOINT_EVERY == 0 or count == len(todo):
             save(cache, path)
             log.info("%d/%d embedded, %d misses so far", count, len(todo), int((~cache.detected[: i + 1]).sum()))
@@ -220,10 +245,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cache = ensure_embeddings()
     ms = 1000 * cache.seconds
+    faces = cache.arrays["faces"]
     print(
-        f"{cache.model_id}: {len(cache.paths)} photos, {int((~cache.detected).sum())} misses, "
-        f"{ms.mean():.1f} ms/photo (median {np.median(ms):.1f}), "
-        f"mirror +{1000 * cache.flip_seconds[cache.detected].mean():.1f} ms"
+        f"{cache.model_id}: {len(cache.paths)} photos, {int((faces == 0).sum())} misses, "
+        f"{int((faces > 1).sum())} with several faces, {ms.mean():.1f} ms/photo (median {np.median(ms):.1f}), "
+        f"mirror +{1000 * cache.arrays['mirror_seconds'][cache.detected].mean():.1f} ms"
     )
 
 
