@@ -11,6 +11,7 @@ import pytest
 from config.defaults import load_settings
 from service.app import create_app
 from service.redis_server import EmbeddedRedis, connect
+from tests.live import LiveServer, start_live_server, stop_live_server
 from workers.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,15 @@ def redis_server(tmp_path_factory):
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), "everysec").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory) -> LiveServer:
+    """facesvc under gunicorn (2 workers) with its own Redis, shared by the session's live tests;
+    each test makes its own app there (``live.new_app()``)."""
+    server = start_live_server(tmp_path_factory.mktemp("live"))
+    yield server
+    stop_live_server(server)
 
 
 @pytest.fixture(scope="session")
