@@ -35,6 +35,23 @@ class Limits(BaseModel, frozen=True):
     user_info_bytes: int = 256
 
 
+class Quotas(BaseModel, frozen=True):
+    """Request quotas (spec §1.15 codes 4, 17, 18, 19), counted in Redis so that every process
+    and node shares them. 0 switches a quota off; all are off by default because a self-hosted
+    service has no tariff to enforce, and an unset quota costs no Redis round trip.
+    """
+
+    # Requests per second of one app (18 "Open api qps request limit reached").
+    app_qps: int = Field(0, ge=0)
+    # Requests per UTC day of one app (17 "Open api daily request limit reached").
+    app_daily: int = Field(0, ge=0)
+    # Requests ever made by one app, e.g. a trial key (19 "Open api total request limit reached").
+    app_total: int = Field(0, ge=0)
+    # Requests per second of all apps together, to shed load before the cluster saturates
+    # (4 "Open api request limit reached", Baidu's cluster limit).
+    cluster_qps: int = Field(0, ge=0)
+
+
 class Models(BaseModel, frozen=True):
     """Inference settings."""
 
@@ -84,6 +101,7 @@ class Settings(BaseSettings):
     # error_code, latency_ms as keys) is what a log collector indexes without parsing.
     log_format: Literal["text", "json"] = "text"
     limits: Limits = Field(default_factory=Limits)
+    quotas: Quotas = Field(default_factory=Quotas)
     models: Models = Field(default_factory=Models)
 
     @property

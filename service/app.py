@@ -20,6 +20,7 @@ from service.changelog import RedisChangeSource, load_all_faces
 from service.errors import FaceError
 from service.library import Library
 from service.metrics import Metrics, instrument_pipeline
+from service.quota import Quota
 from service.redis_server import EmbeddedRedis, connect, ensure_redis
 from workers.pipeline import Pipeline
 
@@ -34,6 +35,7 @@ class Services:
     settings: Settings
     redis: redis.Redis
     auth: Auth
+    quota: Quota
     pipeline: Pipeline
     library: Library
     sync: IndexSync
@@ -63,6 +65,7 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
         settings=settings,
         redis=client,
         auth=Auth.from_settings(client, settings),
+        quota=Quota(client, settings.quotas),
         pipeline=pipeline,
         library=Library(client, sync.registry, sync, pipeline.model_id),
         sync=sync,
@@ -94,8 +97,9 @@ def start_index_sync(client: redis.Redis, model_id: str, registry: IndexRegistry
 
 
 def new_log_id() -> int:
-    """A random 63-bit id: fits Baidu's uint64 and a signed 64-bit column alike."""
-    return secrets.randbits(63)
+    """A random 53-bit id: fits Baidu's uint64, and JavaScript clients (the Node SDK) parse it
+    exactly, as JSON numbers beyond 2**53 lose their last digits in a double."""
+    return secrets.randbits(53)
 
 
 def _register_hooks(app: Flask) -> None:

@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import redis
 
@@ -189,15 +189,17 @@ class Auth:
             raise FaceError(110, "the token's API key was revoked")
         return app_id
 
-    def app_for_signature(self, header: str, method: str, path: str, query: str, headers: Mapping[str, str]) -> str:
+    def app_for_signature(
+        self, header: str, method: str, path: str, query: str, headers: Mapping[str, str], body: Callable[[], bytes]
+    ) -> str:
         """The app whose key signed this request; 110 when wrong, 111 when stale."""
         try:
             auth = signature.parse_authorization(header)
             record = self.redis.hmget(keys.api_key(auth.api_key), "app_id", "sealed")
             if record[0] is None or record[1] is None:
-                raise signature.SignatureError(f"unknown API key {auth.api_key}")
+                raise signature.SignatureError("unknown API key")
             secret = unseal(self.master_key, auth.api_key, record[1].decode())
-            signature.verify(auth, secret, method, path, query, headers, time.time())
+            signature.verify(auth, secret, method, path, query, headers, time.time(), body)
         except signature.SignatureError as exc:
             raise FaceError(111 if exc.expired else 110, str(exc)) from None
         app_id = record[0].decode()

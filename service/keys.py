@@ -17,6 +17,11 @@ def token(digest: str) -> str:
     return f"fs:token:{digest}"
 
 
+def cluster_quota() -> str:
+    """Hash of request counters shared by all apps (the cluster-wide QPS quota)."""
+    return "fs:quota"
+
+
 def changes() -> str:
     """Stream of face additions and removals (fields app, op, group, fid) that every process
     follows to keep its indexes in step. Global so one blocking read serves all apps."""
@@ -66,6 +71,11 @@ def face(app: str, face_id: int) -> str:
 def face_pattern() -> str:
     """SCAN pattern matching every face hash of every app."""
     return "fs:{*}:face:*"
+
+
+def quota(app: str) -> str:
+    """Hash of the app's request counters: per window length, its start and count."""
+    return f"{app_prefix(app)}:quota"
 
 
 def sequence(app: str) -> str:

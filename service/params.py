@@ -17,6 +17,10 @@ from service.errors import FaceError
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 UID_MAX_BYTES = 128
 GROUP_MAX_BYTES = 48
+# At most this many group ids or images in one request: a 20 MB body of tiny items would
+# otherwise mean a Redis script over millions of keys, or a million inferences, in one request.
+MAX_GROUP_IDS = 100
+MAX_IMAGES = 10
 _DATA_URL = re.compile(r"data:[\w/+.-]*;base64,", re.IGNORECASE)
 _URLSAFE = str.maketrans("-_", "+/")
 _WHITESPACE = re.compile(r"\s+")
@@ -32,7 +36,10 @@ class Params:
     def from_request(cls, request: Request) -> "Params":
         values: dict[str, Any] = dict(request.args.items())
         if request.is_json:
-            body = request.get_json(silent=True)
+            try:
+                body = request.get_json(silent=True)
+            except RecursionError:  # silent covers malformed JSON, not JSON nested too deep
+                raise FaceError(216100, "JSON body nested too deeply") from None
             if not isinstance(body, dict):
                 raise FaceError(216100, "JSON body must be an object")
             values.update({k: v for k, v in body.items() if v is not None})
@@ -90,11 +97,14 @@ class Params:
     def uid(self, name: str = "uid") -> str:
         return check_id(self.text(name), UID_MAX_BYTES, name, code=216111)
 
-    def group_ids(self, name: str = "group_id", required: bool = True) -> list[str]:
-        """Comma-separated group ids, each [A-Za-z0-9_]{1,48}; duplicates dropped, order kept."""
+    def group_ids(self, name: str = "group_id", required: bool = True, too_many: int = 216103) -> list[str]:
+        """Comma-separated group ids, each [A-Za-z0-9_]{1,48}; duplicates dropped, order kept.
+        More than MAX_GROUP_IDS -> ``too_many`` (216631 where each group adds a user)."""
         raw = self.text(name, required=required)
         if raw is None:
             return []
+        if raw.count(",") >= MAX_GROUP_IDS:
+            raise FaceError(too_many, f"{name} names more than {MAX_GROUP_IDS} groups")
         groups = [check_id(g.strip(), GROUP_MAX_BYTES, name) for g in raw.split(",")]
         return list(dict.fromkeys(groups))
 
@@ -112,7 +122,10 @@ class Params:
         if len(raw) >= limit:
             raise FaceError(216202, f"encoded images must be smaller than {limit} bytes")
         # A data: header carries a comma of its own; base64 never contains ':' or ';'.
-        return _DATA_URL.sub("", raw).split(",")
+        parts = _DATA_URL.sub("", raw).split(",")
+        if len(parts) > MAX_IMAGES:
+            raise FaceError(216103, f"more than {MAX_IMAGES} images")
+        return parts
 
 
 def check_id(value: str, max_bytes: int, name: str, code: int = 216100) -> str:

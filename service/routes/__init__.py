@@ -6,6 +6,7 @@ from typing import Callable, Optional
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
+from service import signature
 from service.params import Params
 
 Handler = Callable[[Params], dict]
@@ -36,6 +37,7 @@ def endpoint(blueprint: Blueprint, *paths: str) -> Callable[[Handler], Handler]:
         @wraps(handler)
         def view():
             g.app_id = authenticate()
+            services().quota.admit(g.app_id)
             result = handler(Params.from_request(request))
             return jsonify({"log_id": g.log_id, **result})
 
@@ -50,16 +52,20 @@ def authenticate() -> str:
     """The request's app: from its access token, or from its bce-auth-v1 signature, which the
     SDKs send instead when a token's scope lacks brain_all_scope."""
     auth = services().auth
-    token = request.args.get("access_token") or request.form.get("access_token")
     header = request.headers.get("authorization")
+    if header and signature.BODY_DIGEST in header.lower():
+        request.get_data()  # cache the body now: reading the form below would consume it unsaved
+    token = request.args.get("access_token") or request.form.get("access_token")
     if not token and header:
         query = request.query_string.decode("latin-1")
-        return auth.app_for_signature(header, request.method, request.path, query, request.headers)
-    return auth.app_for_token(token)
+        return auth.app_for_signature(header, request.method, request.path, query, request.headers, request.get_data)
+    # The Node SDK appends "?aipSdk=node" to a URL that already ends in its token, so the
+    # token arrives as "<token>?aipSdk=node"; a token never contains "?".
+    return auth.app_for_token(token.split("?", 1)[0] if token else token)
 
 
 def register_routes(app: Flask) -> None:
-    from service.routes import detect, faceset, search, token
+    from service.routes import detect, docs, faceset, search, token
 
-    for module in (token, detect, search, faceset):
+    for module in (token, detect, search, faceset, docs):
         app.register_blueprint(module.blueprint)

@@ -43,7 +43,7 @@ def add_user(params: Params) -> dict:
     svc = services()
     uid = params.uid()
     info = user_info(params, required=True)
-    groups = params.group_ids()
+    groups = params.group_ids(too_many=216631)
     replace = params.choice("action_type", ("append", "replace"), "append") == "replace"
     face = new_face(params.image(svc.settings.limits.image_bytes))
     svc.library.put_faces(app_id(), uid, groups, [face], info, replace)
@@ -56,7 +56,7 @@ def update_user(params: Params) -> dict:
     svc = services()
     uid = params.uid()
     info = user_info(params, required=False)
-    groups = params.group_ids(required=False)
+    groups = params.group_ids(required=False, too_many=216631)
     register = params.choice("action_type", ("append", "replace"), "append") == "replace"
     known = svc.library.groups_of(app_id(), uid)
     if not groups:
@@ -112,7 +112,7 @@ def list_users(params: Params) -> dict:
 def copy_user(params: Params) -> dict:
     uid = params.uid()
     source = params.group_ids("src_group_id")
-    targets = params.group_ids()
+    targets = params.group_ids(too_many=216631)
     if len(source) != 1:
         raise FaceError(216100, "src_group_id takes one group")
     services().library.copy_user(app_id(), uid, source[0], targets)

@@ -18,7 +18,8 @@ MAX_FACE_TOP = 100
 def identify(params: Params) -> dict:
     svc = services()
     groups = params.group_ids()
-    users = params.integer("user_top_num", 1, 1, MAX_USER_TOP)
+    # The Python SDK's documented example sends user_top_num=0: it means the default.
+    users = params.integer("user_top_num", 1, 0, MAX_USER_TOP) or 1
     faces_per_user = params.integer("face_top_num", 1, 1, MAX_FACE_TOP)
     probe = probe_image(params)
     matches = svc.library.identify(app_id(), groups, probe.vector, users, faces_per_user)
