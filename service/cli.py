@@ -1,4 +1,4 @@
-"""The ``facesvc`` command: serve, models, check, keys."""
+"""The ``facesvc`` command: serve, models, check, keys, import, export, restore."""
 from __future__ import annotations
 
 import argparse
@@ -9,19 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import redis
 
 from config.defaults import Settings, load_settings
 from index.registry import IndexRegistry
 from service.auth import Auth
 from service.changelog import load_all_faces
 from service.check import check_library
+from service.library_commands import add_library_commands
 from service.logs import configure_logging
-from service.redis_server import connect, ensure_redis
+from service.redis_server import connect, ensure_redis, redis_for_command
 from workers.embedder import fused_model_id
 from workers.models import ModelError, fetch_models, verify_models
 from workers.pipeline import PROFILES
@@ -37,26 +34,15 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-@contextmanager
-def redis_client(settings: Settings) -> Iterator[redis.Redis]:
-    """A client of the configured Redis, or of an embedded one started for this command."""
-    url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
-    try:
-        yield connect(url)
-    finally:
-        if server:
-            server.stop()
-
-
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    with redis_client(settings) as client:
+    with redis_for_command(settings) as client:
         print_keys(Auth.from_settings(client, settings).create_keys(args.app_id))
     return 0
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     """App ids and API keys, one pair a line; secrets are never shown (they are not stored)."""
-    with redis_client(settings) as client:
+    with redis_for_command(settings) as client:
         found = Auth.from_settings(client, settings).list_keys()
     print("APP_ID\tAPI_KEY\tCREATED")
     for key in found:
@@ -65,7 +51,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    with redis_client(settings) as client:
+    with redis_for_command(settings) as client:
         revoked = Auth.from_settings(client, settings).revoke_key(args.api_key)
     if not revoked:
         log.error("no API key %s", args.api_key)
@@ -78,7 +64,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 1 when Redis records, memberships and a freshly built index disagree."""
     specs = PROFILES[settings.models.profile]
     model_id = fused_model_id(list(specs))
-    with redis_client(settings) as client:
+    with redis_for_command(settings) as client:
         registry = IndexRegistry(sum(spec.dim for spec in specs))
         load_all_faces(client, registry, model_id)
         problems = check_library(client, registry, model_id)
@@ -154,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys_sub.add_parser("revoke", help="delete a key pair; its tokens stop working")
     revoke.add_argument("api_key")
     revoke.set_defaults(run=cmd_keys_revoke)
+    add_library_commands(sub)
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings.log_format)

@@ -231,6 +231,10 @@ class Library:
 
     # -- reads ----------------------------------------------------------------------------
 
+    def photo_digests(self, app: str, group: str, uid: str) -> set[str]:
+        """Digests of the photos registered for uid in group (what 216616 compares)."""
+        return {d.decode() for d in self.redis.hvals(keys.user_faces(app, group, uid))}
+
     def groups_of(self, app: str, uid: str) -> list[str]:
         return sorted(g.decode() for g in self.redis.smembers(keys.user_groups(app, uid)))
 

@@ -9,10 +9,13 @@ import atexit
 import logging
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import redis
+
+from config.defaults import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,5 +94,17 @@ def ensure_redis(redis_url: Optional[str], data_dir: Path, appendfsync: str) -> 
         return redis_url, None
     server = EmbeddedRedis(data_dir, appendfsync).start()
     return server.url, server
+
+
+@contextmanager
+def redis_for_command(settings: Settings) -> Iterator[redis.Redis]:
+    """A client of the configured Redis, or of an embedded one that lives as long as the CLI
+    command using it."""
+    url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
+    try:
+        yield connect(url)
+    finally:
+        if server:
+            server.stop()
 
 

@@ -116,3 +116,11 @@ def token(services, app_keys) -> str:
 @pytest.fixture
 def api(app, token) -> BaiduClient:
     return BaiduClient(app.test_client(), token)
+
+
+@pytest.fixture
+def cli_env(monkeypatch, settings):
+    """The CLI reads its settings from the environment: point it at the test Redis and models."""
+    monkeypatch.setenv("FACESVC_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("FACESVC_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("FACESVC_MODELS_DIR", str(settings.model_cache))

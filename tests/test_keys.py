@@ -1,20 +1,11 @@
 """``facesvc keys list|create|revoke``: what an operator sees, and revocation ending tokens."""
 from __future__ import annotations
 
-import pytest
-
 from service import cli
 from tests.conftest import b64, photo
 
 DETECT = "/rest/2.0/face/v2/detect"
 IMAGE = "images/person05/img62.jpg"
-
-
-@pytest.fixture
-def cli_env(monkeypatch, settings):
-    """The CLI reads its settings from the environment: point it at the test Redis."""
-    monkeypatch.setenv("FACESVC_REDIS_URL", settings.redis_url)
-    monkeypatch.setenv("FACESVC_DATA_DIR", str(settings.data_dir))
 
 
 def test_keys_list_shows_app_ids_and_api_keys_but_never_secrets(app, services, cli_env, capsys):
