@@ -3,7 +3,6 @@ paging, and a library that stays consistent (Redis records and indexes) after ev
 from __future__ import annotations
 
 from functools import lru_cache
-from urllib.parse import urlencode
 
 import cv2
 import numpy as np
@@ -52,13 +51,6 @@ def assert_consistent(services) -> None:
 
 def add(api, uid: str, group: str, relative: str = PERSON05, info: str = "info", **extra) -> dict:
     return api.call("faceset/user/add", uid=uid, user_info=info, group_id=group, image=image(relative), **extra)
-
-
-def get(api, path: str, **params) -> dict:
-    """A GET with everything in the query string, as chapter 1 documents the queries."""
-    response = api.client.get(f"/rest/2.0/face/v2/{path}?{urlencode({'access_token': api.token, **params})}")
-    assert response.status_code == 200
-    return response.get_json()
 
 
 def groups_of(api, uid: str) -> dict[str, str]:
@@ -389,7 +381,7 @@ def test_user_get_with_group_id_answers_only_those_groups(api):
 
 def test_user_get_works_with_get_as_chapter_1_documents(api):
     assert_ok(add(api, "u1", "g1"))
-    answer = get(api, "faceset/user/get", uid="u1")
+    answer = api.call("faceset/user/get", method="GET", uid="u1")
     assert answer["result"] == [{"uid": "u1", "user_info": "info", "group_id": "g1"}]
 
 
@@ -436,7 +428,7 @@ def test_getlist_pages_by_start_and_page_size(api, five_groups, size_name):
 
 
 def test_getlist_pages_with_get_and_a_query_string(api, five_groups):
-    answer = get(api, "faceset/group/getlist", start=3, num=1)
+    answer = api.call("faceset/group/getlist", method="GET", start=3, num=1)
     assert answer["result"] == five_groups[3:4]
 
 
