@@ -94,11 +94,11 @@ class BaiduClient:
         self.token = token
 
     def call(self, path: str, method: str = "POST", **params: Any) -> dict:
-        url = f"/rest/2.0/face/v2/{path}?access_token={self.token}"
+        url = f"/rest/2.0/face/v2/{path}"
         if method == "GET":
-            response = self.client.get(url, query_string=params)
+            response = self.client.get(url, query_string={"access_token": self.token, **params})
         else:
-            response = self.client.post(url, data=params)
+            response = self.client.post(url, query_string={"access_token": self.token}, data=params)
         assert response.status_code == 200, response.data[:300]
         return response.get_json()
 

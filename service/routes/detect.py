@@ -32,7 +32,9 @@ def describe_face(face: Face, fields: set[str]) -> dict:
     """Baidu's face object with the fields asked for that a model here really measures; each
     attribute's head runs only when its field is asked for (README: "Face attributes")."""
     left, top, width, height = face.detection.box
-    right, bottom = left + width, top + height
+    # A face cut by the photo's edge is boxed within the photo (Baidu's fields are uint32).
+    image_height, image_width = face.image.shape[:2]
+    right, bottom = min(float(image_width), left + width), min(float(image_height), top + height)
     left, top = max(0.0, left), max(0.0, top)
     pose = face.pose
     shaped = {
