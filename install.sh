@@ -3,10 +3,25 @@
 # The README, CI (.ci/run) and the Dockerfile all call this one script.
 #   ./install.sh          the service
 #   ./install.sh --test   the service and its test tools
+#   ./install.sh --gpu    the service with onnxruntime-gpu instead of onnxruntime (CUDA 12)
 set -euo pipefail
 cd "$(dirname "$0")"
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+gpu=0
+for option in "$@"; do
+  case "$option" in
+    --test) extras="[test]" ;;
+    --gpu) gpu=1 ;;
+    *) echo "usage: $0 [--test] [--gpu]" >&2; exit 2 ;;
+  esac
+done
+pip() { .venv/bin/python -m pip --quiet --disable-pip-version-check "$@"; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+pip install -e ".${extras}"
+if [ "$gpu" = 1 ]; then
+  # Both wheels own the onnxruntime module: remove the CPU one, then (re)write the GPU one's
+  # files in full, since uninstalling the CPU wheel deletes files the two share.
+  pip uninstall -y onnxruntime
+  pip install --force-reinstall --no-deps "onnxruntime-gpu>=1.20"
+fi
 .venv/bin/facesvc models
