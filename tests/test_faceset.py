@@ -248,6 +248,13 @@ def test_user_add_of_a_photo_without_a_face_stores_nothing(api, services):
 # -- user/update --------------------------------------------------------------------------------
 
 
+def test_update_into_a_group_the_user_is_not_in_is_user_not_exist_and_changes_nothing(api, services):
+    assert_ok(add(api, "u1", "g1"))
+    assert_error(api.call("faceset/user/update", uid="u1", group_id="g1,g2", image=image(PERSON02)), 216612)
+    assert groups_of(api, "u1") == {"g1": "info"}
+    assert check_library(services.redis, services.sync.registry, services.pipeline.model_id) == []
+
+
 def test_user_update_replaces_the_photos_in_the_given_group(api, services, faces_in):
     assert_ok(add(api, "u1", "g1,g2", PERSON05))
     assert_ok(add(api, "u1", "g1", PERSON05_OTHER))
@@ -434,8 +441,8 @@ def test_getlist_pages_with_get_and_a_query_string(api, five_groups):
 
 @pytest.mark.parametrize(
     "paging",
-    [{"num": 1001}, {"end": 1001}, {"start": -1}, {"num": -1}, {"start": "x"}, {"num": "ten"}],
-    ids=["num-1001", "end-1001", "negative-start", "negative-num", "start-not-a-number", "num-not-a-number"],
+    [{"num": 1001}, {"end": 1001}, {"start": -1}, {"num": -1}, {"num": 0}, {"start": "x"}, {"num": "ten"}],
+    ids=["num-1001", "end-1001", "negative-start", "negative-num", "num-0", "start-not-a-number", "num-not-a-number"],
 )
 def test_getlist_with_a_bad_page_is_an_invalid_param(api, paging):
     assert_error(api.call("faceset/group/getlist", **paging), 216100)

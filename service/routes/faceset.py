@@ -34,8 +34,7 @@ def new_face(data: bytes) -> NewFace:
 def page(params: Params) -> tuple[int, int]:
     """start with num (SDKs) or end (chapter 1 calls the page size "end")."""
     start = params.integer("start", 0, 0, 2**31)
-    count = params.integer("num", 0, 0, MAX_PAGE) or params.integer("end", 100, 0, MAX_PAGE)
-    return start, count
+    return start, params.integer("num" if params.present("num") else "end", 100, 1, MAX_PAGE)
 
 
 @endpoint(blueprint, f"{BASE}/user/add")
@@ -59,10 +58,9 @@ def update_user(params: Params) -> dict:
     groups = params.group_ids(required=False, too_many=216631)
     register = params.choice("action_type", ("append", "replace"), "append") == "replace"
     known = svc.library.groups_of(app_id(), uid)
-    if not groups:
-        groups = known
-    if not register and not set(groups) & set(known):
-        raise FaceError(216612, f"uid {uid} not registered")
+    groups = groups or known
+    if not register and (not known or set(groups) - set(known)):
+        raise FaceError(216612, f"uid {uid} not registered in {','.join(groups) or 'any group'}")
     if not groups:
         raise FaceError(216101, "group_id is needed to register a new uid")
     encoded = params.encoded_images(svc.settings.limits.image_bytes)
