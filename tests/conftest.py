@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from config.defaults import load_settings
+from config.defaults import Quotas, load_settings
 from service.app import create_app
 from service.redis_server import EmbeddedRedis, connect
 from tests.live import LiveServer, start_live_server, stop_live_server
@@ -101,6 +101,27 @@ class BaiduClient:
             response = self.client.post(url, query_string={"access_token": self.token}, data=params)
         assert response.status_code == 200, response.data[:300]
         return response.get_json()
+
+
+def client_of(app, keys=None) -> BaiduClient:
+    """A BaiduClient of ``app`` with a token of ``keys`` (a new app's when None)."""
+    auth = app.extensions["facesvc"].auth
+    keys = keys or auth.create_keys()
+    return BaiduClient(app.test_client(), auth.issue_token(keys.api_key, keys.secret_key)["access_token"])
+
+
+@pytest.fixture
+def app_with_quotas(settings, pipeline, redis_client):
+    """``app_with_quotas(**quotas)``: another app on the test's Redis with those request quotas."""
+    made = []
+
+    def make(**quotas: int):
+        made.append(create_app(settings.model_copy(update={"quotas": Quotas(**quotas)}), pipeline=pipeline))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.extensions["facesvc"].close()
 
 
 @pytest.fixture

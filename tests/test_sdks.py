@@ -8,6 +8,9 @@ OpenAPI answer schemas (the shape) and against what the flow implies (the meanin
 from __future__ import annotations
 
 import hashlib
+import socket
+import subprocess
+import threading
 import time
 from typing import Any, Callable
 
@@ -15,6 +18,7 @@ import cv2
 import jsonschema_rs
 import numpy as np
 import pytest
+from werkzeug.serving import make_server
 
 from service import keys as redis_keys
 from service.errors import ERRORS
@@ -23,7 +27,7 @@ from service.redis_server import connect
 from service.auth import AppKeys
 from tests.conftest import photo
 from tests.live import LiveServer, free_port
-from tests.sdks import CALLS, NodeSdk, Photo, PythonSdk
+from tests.sdks import BAIDU, CALLS, NodeSdk, Photo, PythonSdk
 
 Check = Callable[[Any], None]
 ANSWER_OF = {
@@ -297,3 +301,40 @@ def test_no_secret_key_or_token_reaches_the_log(live):
     assert "/rest/2.0/face/v2/identify" in log  # the requests were logged
     leaked = [secret for secret in secrets if secret in log]
     assert not leaked
+
+
+@pytest.fixture
+def https_as_baidu(app, tmp_path, monkeypatch):
+    """The test app served over HTTPS with a self-signed certificate for aip.baidubce.com, and
+    that name resolving to it (as a hosts-file entry would, port included)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=aip.baidubce.com",
+         "-addext", "subjectAltName=DNS:aip.baidubce.com", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=(str(cert), str(key)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    resolve = socket.getaddrinfo
+
+    def hosts_file(host, port, *args, **kwargs):
+        if host == "aip.baidubce.com":
+            return resolve("127.0.0.1", server.server_port, *args, **kwargs)
+        return resolve(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hosts_file)
+    yield
+    server.shutdown()
+
+
+@pytest.mark.parametrize("version", ["1.6.9.0", "2.0.0.1"])
+def test_an_unmodified_python_sdk_reaches_facesvc_over_https_by_host_name(https_as_baidu, app_keys, version):
+    sdk = PythonSdk(version)
+    for signed in (False, True):
+        client = sdk.client(BAIDU, app_keys, signed=signed)
+        assert client._AipFace__detectUrl == "https://aip.baidubce.com/rest/2.0/face/v2/detect"
+        answers = sdk.run_on(client, [("detect", (ALICE[0],)), ("addUser", ("alice", "Alice", "staff", ALICE[0])), ("getUser", ("alice",))])
+        assert answers[0]["result_num"] == 1
+        assert answers[2]["result"] == [{"uid": "alice", "user_info": "Alice", "group_id": "staff"}]
+        sdk.run_on(client, [("deleteUser", ("alice",))])
