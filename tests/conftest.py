@@ -11,7 +11,7 @@ import pytest
 from config.defaults import Quotas, load_settings
 from service.app import create_app
 from service.redis_server import EmbeddedRedis, connect
-from tests.live import LiveServer, start_live_server, stop_live_server
+from tests.live import TALLY, LiveServer, start_live_server, stop_live_server
 from workers.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,12 @@ def redis_server(tmp_path_factory):
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), "everysec").start()
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many calls went through each official SDK and how many hostile requests were sent."""
+    for name, count in sorted(TALLY.items()):
+        terminalreporter.write_line(f"{name}: {count}")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,8 @@ from service.auth import AppKeys, Auth
 from service.redis_server import EmbeddedRedis, connect
 
 ROOT = Path(__file__).resolve().parent.parent
+# Calls the SDK and hostile-input suites made, by kind; conftest prints them after the run.
+TALLY: Counter[str] = Counter()
 
 
 def free_port() -> int:

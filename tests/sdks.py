@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from types import ModuleType
 from typing import Any, Iterator
 
 from service.auth import AppKeys
+from tests.live import TALLY
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK_DIR = ROOT / "var" / "sdk"
@@ -32,8 +32,6 @@ PYTHON_SDKS = ("1.6.9.0", "2.0.0.1")
 NODE_SDK = ("baidu-aip-sdk", "1.5.1")
 # A scope no token of facesvc has: with it the Python SDKs sign every request (bce-auth-v1).
 NO_SCOPE = "facesvc_signed_requests"
-# Calls made through each SDK in this test session.
-CALLS: Counter[str] = Counter()
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ class PythonSdk:
         return self.run_on(client, calls), client._authObj.get("access_token", "")
 
     def run_on(self, client: Any, calls: list[tuple[str, tuple]]) -> list[Any]:
-        CALLS[self.name] += len(calls)
+        TALLY[f"calls through SDK {self.name}"] += len(calls)
         return [getattr(client, method)(*(self._argument(a) for a in args)) for method, args in calls]
 
     def _argument(self, value: Any) -> Any:
@@ -158,7 +156,7 @@ class NodeSdk:
             ["node", str(NODE_RUNNER)], input=json.dumps(plan), capture_output=True, text=True, timeout=600, check=True
         )
         result = json.loads(done.stdout)
-        CALLS[self.name] += len(calls)
+        TALLY[f"calls through SDK {self.name}"] += len(calls)
         return result["answers"], result["token"]
 
     def _argument(self, value: Any) -> Any:

@@ -3,19 +3,16 @@ here produced by its condition (spec §1.15)."""
 from __future__ import annotations
 
 import re
-import struct
 import time
-import zlib
 from typing import Callable
 
-import cv2
-import numpy as np
 import pytest
 import redis
 
 from service.errors import ERRORS
 from service.library import Library
 from tests.conftest import ROOT, BaiduClient, b64, client_of, photo
+from tests.forged_images import plain, png_header
 
 FACE = "images/person05/img62.jpg"
 GETLIST = "faceset/group/getlist"
@@ -71,19 +68,6 @@ class Caller:
         return self.call(GETLIST)
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width x height, with one tiny IDAT."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
-def grey_png() -> bytes:
-    return cv2.imencode(".png", np.full((200, 200, 3), 128, np.uint8))[1].tobytes()
-
-
 def expired_token(c: Caller) -> dict:
     token = c.api.token
     record = next(key for key in c.services.redis.scan_iter("fs:token:*"))
@@ -114,7 +98,7 @@ TRIGGERS: dict[int, Callable[[Caller], dict]] = {
     216202: lambda c: c.call("detect", image=b64(png_header(30000, 30000))),
     216300: lambda c: c.failing_redis(redis.ConnectionError("Redis is down")),
     216401: lambda c: c.failing_redis(RuntimeError("a bug")),
-    216402: lambda c: c.call("detect", image=b64(grey_png())),
+    216402: lambda c: c.call("detect", image=b64(plain(200, 200))),
     216611: lambda c: c.call("faceset/user/get", uid="nobody"),
     216612: lambda c: c.call("faceset/user/delete", uid="nobody"),
     216614: lambda c: c.call("match", images=b64(photo(FACE))),

@@ -27,7 +27,7 @@ from service.redis_server import connect
 from service.auth import AppKeys
 from tests.conftest import photo
 from tests.live import LiveServer, free_port
-from tests.sdks import BAIDU, CALLS, NodeSdk, Photo, PythonSdk
+from tests.sdks import BAIDU, NodeSdk, Photo, PythonSdk
 
 Check = Callable[[Any], None]
 ANSWER_OF = {
@@ -196,17 +196,8 @@ ERROR_CALLS: list[tuple[str, tuple, dict[str, Check]]] = [
 
 
 @pytest.fixture(scope="module", params=["python-1.6.9.0", "python-2.0.0.1", "node-1.5.1"])
-def sdk(request, report_calls):
+def sdk(request):
     return NodeSdk() if request.param.startswith("node") else PythonSdk(request.param.split("-")[1])
-
-
-@pytest.fixture(scope="module")
-def report_calls(request):
-    """Print how many calls went through each SDK when the module is done."""
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter and CALLS:
-        reporter.write_line("SDK calls: " + ", ".join(f"{name} {n}" for name, n in sorted(CALLS.items())))
 
 
 def is_python_1x(sdk) -> bool:

@@ -57,13 +57,13 @@ def update_user(params: Params) -> dict:
     info = user_info(params, required=False)
     groups = params.group_ids(required=False, too_many=216631)
     register = params.choice("action_type", ("append", "replace"), "append") == "replace"
+    encoded = params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
     known = svc.library.groups_of(app_id(), uid)
     groups = groups or known
     if not register and (not known or set(groups) - set(known)):
         raise FaceError(216612, f"uid {uid} not registered in {','.join(groups) or 'any group'}")
     if not groups:
         raise FaceError(216101, "group_id is needed to register a new uid")
-    encoded = params.encoded_images(svc.settings.limits.image_bytes)
     new_faces = [new_face(decode_base64(text)) for text in encoded]
     svc.library.put_faces(app_id(), uid, groups, new_faces, info, replace=True)
     return {}
