@@ -65,13 +65,14 @@ def test_console_signs_in_registers_recognises_and_deletes(browser_tools, server
         "PHOTO_REGISTER": str(SMOKE / people["person01"][0]),
         "PHOTO_OTHER": str(SMOKE / people["person02"][0]),
         "PHOTO_PROBE": str(SMOKE / people["person01"][-1]),
+        "PHOTO_GROUP": str(SMOKE / "extras" / "selfie-many-people.jpg"),  # person01 among five others
         "SHOT": str(SCREENSHOT),
         "MODULES": str(browser_tools),
     }
     run = subprocess.run(
         ["node", str(ROOT / "tests" / "e2e" / "console.mjs")], env=env, capture_output=True, text=True, timeout=300
     )
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
     seen = json.loads(run.stdout.strip().splitlines()[-1])
 
     assert seen["errors"] == []
@@ -86,6 +87,11 @@ def test_console_signs_in_registers_recognises_and_deletes(browser_tools, server
     assert identity == "person01 · Ann Example (staff)" and float(score) >= 80
     assert age.isdigit() and gender.split()[0] in ("male", "female") and expression in ("none", "smile", "laugh")
     assert seen["groups"] == ["staff"]
+    assert len(seen["labelsGroup"]) == 6
+    assert [label for label in seen["labelsGroup"] if "person01" in label] == [
+        label for label in seen["labelsGroup"] if "unknown" not in label
+    ]
+    assert sum("person01 · Ann Example" in label for label in seen["labelsGroup"]) == 1
     assert services.library.list_users(app_keys.app_id, "staff", 0, 10) == [("person01", "Ann Example")]
     assert SCREENSHOT.stat().st_size > 20_000
 

@@ -160,24 +160,31 @@ async function openPhoto(file) {
   await analyse();
 }
 
-/** The face, with a margin, as base64 JPEG: identify looks at an image's largest face, so
- * each face but the largest is identified from its own crop. */
-function crop(location) {
-  const side = Math.max(location.width, location.height) * 2.2;
-  const x = Math.max(0, location.left + location.width / 2 - side / 2);
-  const y = Math.max(0, location.top + location.height / 2 - side / 2);
-  const w = Math.min(side, state.photo.width - x);
-  const h = Math.min(side, state.photo.height - y);
+/** One face with a margin, as base64 JPEG. Identify looks at an image's largest face, so each
+ * face but the largest is identified from its own crop, with the other faces greyed out: a
+ * larger neighbour in the margin would otherwise be the face identified. */
+function crop(face, faces) {
+  const { left, top, width, height } = face.location;
+  const side = Math.max(width, height) * 2;
+  const x = Math.max(0, left + width / 2 - side / 2);
+  const y = Math.max(0, top + height / 2 - side / 2);
   const canvas = document.createElement("canvas");
-  canvas.width = Math.round(w);
-  canvas.height = Math.round(h);
-  canvas.getContext("2d").drawImage(state.photo.canvas, x, y, w, h, 0, 0, canvas.width, canvas.height);
+  canvas.width = Math.round(Math.min(side, state.photo.width - x));
+  canvas.height = Math.round(Math.min(side, state.photo.height - y));
+  const context = canvas.getContext("2d");
+  context.translate(-x, -y);
+  context.drawImage(state.photo.canvas, 0, 0);
+  context.fillStyle = "#808080";
+  for (const other of faces) {
+    if (other !== face) context.fillRect(other.location.left, other.location.top, other.location.width, other.location.height);
+  }
+  context.drawImage(state.photo.canvas, left, top, width, height, left, top, width, height); // the face itself stays whole
   return canvas.toDataURL("image/jpeg", 0.92).split(",")[1];
 }
 
-async function identify(face, index) {
+async function identify(face, index, faces) {
   if (!state.groups.length) return null;
-  const image = index === 0 ? state.photo.base64 : crop(face.location);
+  const image = index === 0 ? state.photo.base64 : crop(face, faces);
   try {
     const answer = await call("identify", { group_id: state.groups.slice(0, MAX_GROUPS).join(","), image, user_top_num: 1 });
     return answer.result[0] || null;
@@ -204,7 +211,7 @@ async function detectAndIdentify() {
   const params = { image: state.photo.base64, max_face_num: 10, face_fields: FACE_FIELDS };
   const faces = (await call("detect", params)).result;
   const matches = [];
-  for (const [index, face] of faces.entries()) matches.push(await identify(face, index));
+  for (const [index, face] of faces.entries()) matches.push(await identify(face, index, faces));
   faces.forEach((face, index) => drawFace(face, matches[index], index));
   fillTable(faces, matches);
   return `${faces.length} face(s), ${matches.filter(isKnown).length} recognised`;
