@@ -66,12 +66,12 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         infos = read_user_info(args.user_info, settings.limits.user_info_bytes) if args.user_info else {}
     except (FaceError, ValueError, OSError) as exc:
         return fail(str(exc))
-    pipeline = Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
     with redis_for_command(settings) as client:
         try:
             app = resolve_app(client, args.app_id)
         except CommandError as exc:
             return fail(str(exc))
+        pipeline = Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
         library = offline_library(client, pipeline.model_id)
         summary = FolderImport(pipeline, library, app, group, infos).run(args.folder, args.workers, sys.stderr.isatty())
     print("\n".join(summary.lines()))
