@@ -67,6 +67,20 @@ class Models(BaseModel, frozen=True):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class Index(BaseModel, frozen=True):
+    """Vector search (index/). Figures from bench/search.py on 2 cores."""
+
+    # Faces from which a group switches from exact search to fast-scan PQ with exact re-ranking:
+    # a flat scan of 20,000 640-d faces takes about what PQ takes at 300,000 (~2 ms).
+    approx_from: int = Field(20_000, ge=1)
+    # Seconds between index snapshots under <data_dir>/index (written only when something
+    # changed, and at shutdown): a restart replays just the changes made since the newest one.
+    snapshot_seconds: float = Field(300.0, gt=0)
+    # FAISS OpenMP threads. Requests already run in parallel (threads, workers); on a busy
+    # 2-core machine OpenMP's spinning threads made a flat search of 20k faces 10x slower.
+    threads: int = Field(1, ge=1)
+
+
 class Settings(BaseSettings):
     """facesvc configuration."""
 
@@ -103,10 +117,16 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     quotas: Quotas = Field(default_factory=Quotas)
     models: Models = Field(default_factory=Models)
+    index: Index = Field(default_factory=Index)
 
     @property
     def model_cache(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Index snapshots, shared by every worker on this machine (index/snapshot.py)."""
+        return self.data_dir / "index"
 
     @property
     def metrics_dir(self) -> Path:

@@ -33,6 +33,15 @@ if _settings.log_format == "json":
     }
 
 
+def worker_exit(server, worker) -> None:
+    """Stop the index sync in the exiting worker, which writes its last index snapshot, so the
+    next start replays nothing."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("facesvc")
+    if services is not None:
+        services.close()
+
+
 def child_exit(server, worker) -> None:
     """Tell Prometheus a worker is gone, so its live gauges stop counting (its counters stay
     in the sum)."""

@@ -13,10 +13,12 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config.defaults import Settings
+from index.group_index import set_threads
 from index.registry import IndexRegistry
+from index.snapshot import SnapshotStore
 from index.sync import IndexSync
 from service.auth import Auth, OAuthError
-from service.changelog import RedisChangeSource, load_all_faces
+from service.changelog import RedisChangeSource, library_id, load_all_faces
 from service.errors import FaceError
 from service.library import Library
 from service.metrics import Metrics, instrument_pipeline
@@ -58,7 +60,7 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     url, embedded = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     client = connect(url)
     pipeline = pipeline or Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
-    sync = start_index_sync(client, pipeline.model_id, IndexRegistry(pipeline.embedder.dim))
+    sync = start_index_sync(client, pipeline.model_id, pipeline.embedder.dim, settings)
     metrics = Metrics(sync.registry)
     instrument_pipeline(pipeline, metrics)
     services = Services(
@@ -83,16 +85,25 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     return app
 
 
-def start_index_sync(client: redis.Redis, model_id: str, registry: IndexRegistry) -> IndexSync:
-    """Load every face, then follow the change stream from where the load began, so that
-    writes made during the load are replayed rather than lost."""
+def start_index_sync(client: redis.Redis, model_id: str, dim: int, settings: Settings) -> IndexSync:
+    """Load the newest index snapshot, or else every face from Redis, then follow the change
+    stream from the position the snapshot includes (from where the load began), so that
+    writes made since are replayed rather than lost."""
+    set_threads(settings.index.threads)
     source = RedisChangeSource(client, model_id)
-    position = source.head()
-    count = load_all_faces(client, registry, model_id)
-    sync = IndexSync(registry, source, position)
-    sync.catch_up()
+    snapshots = SnapshotStore(settings.snapshot_dir, model_id, library_id(client))
+    snapshot = snapshots.load(settings.index.approx_from, source.holds_after)
+    if snapshot:
+        registry, position = snapshot.registry, snapshot.position
+    else:
+        registry, position = IndexRegistry(dim, settings.index.approx_from), source.head()
+        load_all_faces(client, registry, model_id)
+    sync = IndexSync(registry, source, position, snapshots, settings.index.snapshot_seconds)
+    replayed = sync.catch_up()
     sync.start()
-    log.info("indexes loaded: %d faces in %d groups", count, len(registry.groups()))
+    faces = sum(registry.size(app, group) for app, group in registry.groups())
+    origin = f"snapshot at {position} + {replayed} changes" if snapshot else "Redis"
+    log.info("indexes loaded from %s: %d faces in %d groups", origin, faces, len(registry.groups()))
     return sync
 
 

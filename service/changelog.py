@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import defaultdict
 from typing import Optional
 
@@ -9,6 +10,7 @@ import numpy as np
 import redis
 
 from index.registry import IndexRegistry
+from index.snapshot import stream_key
 from index.sync import Change
 from service import keys
 
@@ -26,6 +28,14 @@ class RedisChangeSource:
     def head(self) -> str:
         newest = self.redis.xrevrange(keys.changes(), count=1)
         return newest[0][0].decode() if newest else "0-0"
+
+    def holds_after(self, position: str) -> bool:
+        """Whether the stream still holds every change after ``position``: trimming removes
+        the oldest entries, so it does while the entry at ``position`` itself is kept."""
+        oldest = self.redis.xrange(keys.changes(), count=1)
+        if not oldest:
+            return position == "0-0"
+        return stream_key(oldest[0][0].decode()) <= stream_key(position) <= stream_key(self.head())
 
     def read(self, after: str, block_ms: Optional[int]) -> list[Change]:
         answer = self.redis.xread({keys.changes(): after}, count=READ_BATCH, block=block_ms)
@@ -59,6 +69,13 @@ class RedisChangeSource:
             log.warning("face of model %s skipped: this process embeds with %s", model.decode(), self.model_id)
             return None
         return np.frombuffer(vec, np.float32)
+
+
+def library_id(client: redis.Redis) -> str:
+    """The face library's random id, made on first use: index snapshots record it, so that a
+    snapshot never outlives the data it was taken from (a new or emptied Redis)."""
+    client.set(keys.library_id(), secrets.token_hex(8), nx=True)
+    return client.get(keys.library_id()).decode()
 
 
 def load_all_faces(client: redis.Redis, registry: IndexRegistry, model_id: str) -> int:

@@ -28,6 +28,11 @@ def changes() -> str:
     return "fs:changes"
 
 
+def library_id() -> str:
+    """A random id of this Redis's face library, recorded in index snapshots (index/snapshot.py)."""
+    return "fs:library"
+
+
 def app_prefix(app: str) -> str:
     """All keys of an app share the hash tag {app}: one Redis Cluster slot, so one app's
     multi-key transactions stay valid on a cluster."""

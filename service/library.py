@@ -274,11 +274,11 @@ class Library:
         k = max(50, users * faces_per_user * 10)
         while True:
             hits = self.registry.search(app, groups, vector, k)
-            owners = self._owners(app, [h.face_id for h in hits])
+            owners, similarities = self._rescore(app, [h.face_id for h in hits], vector)
             per_user: dict[tuple[str, str], list[float]] = {}
-            for hit, uid in zip(hits, owners):
-                if uid is not None:
-                    per_user.setdefault((hit.group, uid), []).append(hit.similarity)
+            for order in np.argsort(-similarities, kind="stable"):
+                if owners[order] is not None:
+                    per_user.setdefault((hits[order].group, owners[order]), []).append(float(similarities[order]))
             exhausted = len(hits) < k
             if len(per_user) >= users or exhausted:
                 break
@@ -287,11 +287,23 @@ class Library:
         infos = self._user_infos(app, [key for key, _ in best])
         return [Match(g, u, info or "", sims[:faces_per_user]) for ((g, u), sims), info in zip(best, infos)]
 
-    def _owners(self, app: str, face_ids: list[int]) -> list[Optional[str]]:
+    def _rescore(self, app: str, face_ids: list[int], vector: np.ndarray) -> tuple[list[Optional[str]], np.ndarray]:
+        """Owner uid and exact similarity of each face (None, -inf when deleted since).
+
+        Large groups are searched approximately (index/group_index.py); the stored vectors
+        come in the same round trip as the owners, so re-ranking the candidates exactly is
+        nearly free and the scores returned are always exact."""
         with self.redis.pipeline(transaction=False) as pipe:
             for face_id in face_ids:
-                pipe.hget(keys.face(app, face_id), "uid")
-            return [uid.decode() if uid else None for uid in pipe.execute()]
+                pipe.hmget(keys.face(app, face_id), "uid", "vec")
+            records = pipe.execute()
+        owners = [uid.decode() if uid and vec else None for uid, vec in records]
+        similarities = np.full(len(face_ids), -np.inf, np.float32)
+        stored = [i for i, owner in enumerate(owners) if owner is not None]
+        if stored:
+            matrix = np.stack([np.frombuffer(records[i][1], np.float32) for i in stored])
+            similarities[stored] = matrix @ vector.astype(np.float32)
+        return owners, similarities
 
     def verify(self, app: str, uid: str, groups: list[str], vector: np.ndarray) -> list[float]:
         """Similarities of the probe to every face of uid in the groups, best first."""

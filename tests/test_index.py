@@ -1,0 +1,156 @@
+"""Group indexes: exact and quantised search, tombstones, compaction, snapshots and replay."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.group_index import GroupIndex
+from index.registry import IndexRegistry
+from index.snapshot import SnapshotStore
+from index.sync import Change, IndexSync
+
+DIM = 64
+
+
+def unit_vectors(count: int, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def noisy(vectors: np.ndarray, scale: float = 0.3, seed: int = 1) -> np.ndarray:
+    """Probes near the given vectors, as a second photo of the same face would be."""
+    moved = vectors + scale * unit_vectors(len(vectors), seed)
+    return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_small_group_is_exact_and_finds_each_face():
+    index = GroupIndex(DIM, approx_from=1000)
+    vectors = unit_vectors(100)
+    index.add(np.arange(100, dtype=np.int64) + 10, vectors)
+    scores, ids = index.search(vectors[7], 3)
+    assert index.exact and ids[0] == 17 and scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_adding_an_id_twice_or_removing_an_absent_one_changes_nothing():
+    index = GroupIndex(DIM, approx_from=1000)
+    vectors = unit_vectors(5)
+    index.add(np.arange(5, dtype=np.int64), vectors)
+    index.add(np.arange(5, dtype=np.int64), vectors)
+    index.remove([99])
+    assert len(index) == 5 and index.tombstones == 0
+
+
+def test_removed_faces_vanish_at_once_and_compaction_drops_them_from_faiss():
+    index = GroupIndex(DIM, approx_from=1000)
+    vectors = unit_vectors(50)
+    index.add(np.arange(50, dtype=np.int64), vectors)
+    index.remove([3, 4])
+    _, ids = index.search(vectors[3], 50)
+    assert 3 not in ids and 4 not in ids and len(ids) == 48 and index.tombstones == 2
+    assert index.compact() == 2
+    _, ids = index.search(vectors[3], 50)
+    assert index.tombstones == 0 and len(ids) == 48 and 3 not in ids
+
+
+def test_a_removed_id_is_not_brought_back_by_a_replayed_add():
+    index = GroupIndex(DIM, approx_from=1000)
+    vectors = unit_vectors(3)
+    index.add(np.arange(3, dtype=np.int64), vectors)
+    index.remove([1])
+    index.add(np.array([1], dtype=np.int64), vectors[1:2])
+    assert 1 not in index and 1 not in index.search(vectors[1], 3)[1]
+
+
+def test_a_large_group_is_quantised_and_exact_reranking_of_its_candidates_keeps_recall():
+    vectors = unit_vectors(3000)
+    index = GroupIndex(DIM, approx_from=2000)
+    for start in range(0, 3000, 500):
+        index.add(np.arange(start, start + 500, dtype=np.int64), vectors[start : start + 500])
+    assert not index.exact and len(index) == 3000
+    probes = noisy(vectors[:200])
+    exact = np.argmax(probes @ vectors.T, axis=1)
+    found = 0
+    for probe, best in zip(probes, exact):
+        _, candidates = index.search(probe, 50)
+        found += candidates[np.argmax(vectors[candidates] @ probe)] == best
+    assert found / len(probes) >= 0.995
+
+
+def test_quantised_group_keeps_tombstones_and_compacts():
+    vectors = unit_vectors(600)
+    index = GroupIndex(DIM, approx_from=500)
+    index.add(np.arange(600, dtype=np.int64), vectors)
+    index.remove([0, 1, 2])
+    _, ids = index.search(vectors[0], 10)
+    assert not index.exact and not {0, 1, 2} & set(ids.tolist())
+    assert index.compact() == 3 and len(index) == 597
+
+
+def test_registry_merges_the_top_k_of_several_groups():
+    registry = IndexRegistry(DIM)
+    vectors = unit_vectors(20)
+    registry.add("app", "a", np.arange(10, dtype=np.int64), vectors[:10])
+    registry.add("app", "b", np.arange(10, 20, dtype=np.int64), vectors[10:])
+    hits = registry.search("app", ["a", "b"], vectors[15], 3)
+    assert [h.face_id for h in hits][0] == 15 and hits[0].group == "b"
+    assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
+
+
+def test_snapshot_round_trip_keeps_groups_ids_and_results(tmp_path):
+    registry = IndexRegistry(DIM, approx_from=500)
+    vectors = unit_vectors(800)
+    registry.add("app", "big", np.arange(800, dtype=np.int64), vectors)
+    registry.add("app", "small", np.array([900], dtype=np.int64), vectors[:1])
+    registry.remove("app", "big", [5])
+    store = SnapshotStore(tmp_path, "model", "library-1")
+    store.save(DIM, "12-3", registry.to_arrays())
+    snapshot = store.load(500, lambda position: True)
+    assert snapshot.position == "12-3"
+    loaded = snapshot.registry
+    assert sorted(loaded.groups()) == [("app", "big"), ("app", "small")]
+    assert loaded.group("app", "big").ids() == set(range(800)) - {5}
+    assert loaded.search("app", ["big"], vectors[9], 1)[0].face_id == 9
+    assert not loaded.group("app", "big").exact and loaded.group("app", "small").exact
+
+
+def test_newest_snapshot_wins_and_old_ones_are_pruned(tmp_path):
+    registry = IndexRegistry(DIM)
+    store = SnapshotStore(tmp_path, "model", "library-1")
+    for position in ("9-0", "10-0", "10-2"):
+        store.save(DIM, position, registry.to_arrays())
+    assert [p.name for p in store.newest()] == ["model.10-2.snapshot.npz", "model.10-0.snapshot.npz"]
+    assert store.load(100, lambda position: True).position == "10-2"
+
+
+def test_snapshot_is_refused_for_another_library_or_a_trimmed_stream(tmp_path):
+    SnapshotStore(tmp_path, "model", "library-1").save(DIM, "5-0", IndexRegistry(DIM).to_arrays())
+    assert SnapshotStore(tmp_path, "model", "library-2").load(100, lambda position: True) is None
+    assert SnapshotStore(tmp_path, "model", "library-1").load(100, lambda position: False) is None
+
+
+class ListSource:
+    """A change stream in a list."""
+
+    def __init__(self, changes: list[Change]) -> None:
+        self.changes = changes
+
+    def head(self) -> str:
+        return self.changes[-1].position if self.changes else "0-0"
+
+    def read(self, after, block_ms):
+        return [c for c in self.changes if int(c.position.split("-")[0]) > int(after.split("-")[0])]
+
+
+def test_replay_from_a_snapshot_position_applies_only_the_tail(tmp_path):
+    vectors = unit_vectors(4)
+    changes = [Change(f"{i + 1}-0", "app", "add", "g", i, vectors[i]) for i in range(3)]
+    changes.append(Change("4-0", "app", "del", "g", 0, None))
+    store = SnapshotStore(tmp_path, "model", "library-1")
+    sync = IndexSync(IndexRegistry(DIM), ListSource(changes[:2]), "0-0", store)
+    sync.catch_up()
+    assert sync.save_snapshot() and not sync.save_snapshot()  # nothing new the second time
+    snapshot = store.load(100, lambda position: True)
+    assert snapshot.position == "2-0"
+    resumed = IndexSync(snapshot.registry, ListSource(changes), snapshot.position)
+    assert resumed.catch_up() == 2
+    assert resumed.registry.group("app", "g").ids() == {1, 2}
