@@ -3,8 +3,8 @@ codes 18, 17, 19 and 4), counted in Redis so that every worker process and node 
 
 Each counter hash holds, per window length, the window's start and its count. One Lua script
 reads and bumps all windows of a hash at once, with Redis's clock (TIME), so concurrent requests
-on any node never both take the last unit and node clocks need not agree. A refused request
-counts against nothing.
+on any node never both take the last unit and node clocks need not agree. A request refused
+by one window counts in no window of that hash.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from service.redis_server import connect
 from service.auth import AppKeys
 from tests.conftest import photo
 from tests.live import LiveServer, free_port
-from tests.sdks import BAIDU, NodeSdk, Photo, PythonSdk
+from tests.sdks import BAIDU, PYTHON_SDKS, NodeSdk, Photo, PythonSdk
 
 Check = Callable[[Any], None]
 ANSWER_OF = {
@@ -195,9 +195,9 @@ ERROR_CALLS: list[tuple[str, tuple, dict[str, Check]]] = [
 # -- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["python-1.6.9.0", "python-2.0.0.1", "node-1.5.1"])
+@pytest.fixture(scope="module", params=[*PYTHON_SDKS, "node"])
 def sdk(request):
-    return NodeSdk() if request.param.startswith("node") else PythonSdk(request.param.split("-")[1])
+    return NodeSdk() if request.param == "node" else PythonSdk(request.param)
 
 
 def is_python_1x(sdk) -> bool:
@@ -266,7 +266,7 @@ def test_an_unreachable_server_is_the_node_sdks_network_error():
     assert answers[0]["node_error"]["code"] == "ECONNREFUSED"
 
 
-@pytest.mark.parametrize("version", ["1.6.9.0", "2.0.0.1"])
+@pytest.mark.parametrize("version", PYTHON_SDKS)
 def test_python_sdk_fetches_a_new_token_when_facesvc_answers_110(live, version):
     """A revoked token gets 110; the Python SDKs then fetch a new token and retry once."""
     sdk, app = PythonSdk(version), live.new_app()
@@ -282,7 +282,7 @@ def test_no_secret_key_or_token_reaches_the_log(live):
     """A whole flow through every SDK, both ways of auth: the server's log holds none of the
     keys or tokens (it logs log_id, app, route, latency and error code)."""
     secrets: list[str] = []
-    for sdk in (PythonSdk("1.6.9.0"), PythonSdk("2.0.0.1"), NodeSdk()):
+    for sdk in (*map(PythonSdk, PYTHON_SDKS), NodeSdk()):
         for signed in (False, True):
             app = live.new_app()
             _, token = sdk.run(live.base, app, [(m, a) for m, a, _ in documented_flow()[:12]], signed=signed)
@@ -319,7 +319,7 @@ def https_as_baidu(app, tmp_path, monkeypatch):
     server.shutdown()
 
 
-@pytest.mark.parametrize("version", ["1.6.9.0", "2.0.0.1"])
+@pytest.mark.parametrize("version", PYTHON_SDKS)
 def test_an_unmodified_python_sdk_reaches_facesvc_over_https_by_host_name(https_as_baidu, app_keys, version):
     sdk = PythonSdk(version)
     for signed in (False, True):
