@@ -90,4 +90,10 @@ def open_session(path: Path, backend: Backend, threads: int, device: str) -> Mod
     uses_gpu = ort_session.session.get_providers()[0] != "CPUExecutionProvider"
     if backend == "ort" or uses_gpu:
         return ort_session
+    import cv2
+
+    # OpenCV's pool (DNN, resize, decode) is process-wide and defaults to every core; requests
+    # already run in parallel, so it gets the same threads as ONNX Runtime's intra-op pool.
+    # Measured on 2 busy cores: a serial detect + embed took 115 ms with 2 threads, 52 with 1.
+    cv2.setNumThreads(threads)
     return OpenCvSession(path, ort_session.output_names, ort_session.input_name)

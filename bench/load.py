@@ -1,0 +1,237 @@
+"""End-to-end load: a live facesvc (gunicorn) over HTTP with N concurrent clients.
+
+Set-up: an embedded Redis under var/bench-load/<profile>, one group of ``--faces`` faces
+bulk-loaded through the library's own write path (``service.offline.offline_library``: the same
+Lua script and change stream as faceset/user/add, without HTTP or inference): the real
+embeddings of every LFW photo except the probes (bench/lfw_embeddings.py; uid = the person),
+topped up with synthetic vectors (bench/search.py says how). Probes: one photo each of 1,000
+LFW people enrolled with their other photos.
+
+Phases, each at concurrency 1, 4, 8 and 16 for ``--seconds``: (a) identify of probe photos,
+(b) a mix of 90 % identify and 10 % faceset/user/add of a probe photo under a new uid. Then,
+with the service stopped so that it has the cores to itself, the `face_recognition` package
+doing the same identify on the same photos (bench/face_recognition_baseline.py, in its own
+virtual environment ``--baseline-python``).
+
+    python -m bench.load [--profile fused|fast] [--faces 300000] [--out bench/results/load_fused.json]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import itertools
+import json
+import logging
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from bench.lfw import git_revision, machine_info
+from bench.lfw_embeddings import LFW_DIR, RESULTS_DIR, ROOT, ensure_embeddings, identity, profile_vectors
+from bench.search import split_probes, synthetic_vectors
+from config.defaults import load_settings
+from service.auth import Auth
+from service.library import NewFace
+from service.offline import offline_library
+from service.redis_server import EmbeddedRedis, connect
+from tests.live import start_gunicorn, stop_gunicorn
+
+log = logging.getLogger(__name__)
+GROUP = "bench"
+MODEL_IDS = {"fused": "sface+fr_feature", "fast": "fr_feature"}
+API = "/rest/2.0/face/v2"
+
+
+def gallery_and_probes(profile: str, faces: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """(gallery vectors, uid of each, probe photo paths) in the profile's embedding space."""
+    lfw = ensure_embeddings()
+    found = lfw.detected
+    paths = [p for p, hit in zip(lfw.paths, found) if hit]
+    vectors = profile_vectors(lfw.model_id, {"fused": "fused", "fast": "fr_feature"}[profile], lfw.arrays["largest"][found])
+    people = np.array([identity(p) for p in paths])
+    enrolled, _ = split_probes(people, 1000, 0)
+    rest = np.setdiff1d(np.arange(len(paths)), enrolled)
+    synthetic = synthetic_vectors(vectors, faces - len(rest))
+    uids = [str(people[i]) for i in rest] + [f"synthetic_{i}" for i in range(len(synthetic))]
+    return np.concatenate([vectors[rest], synthetic]), uids, [paths[i] for i in enrolled]
+
+
+def bulk_load(redis_url: str, model_id: str, app: str, vectors: np.ndarray, uids: list[str]) -> float:
+    """Store every face through the library's write path, 4 writers in parallel."""
+    library = offline_library(connect(redis_url), model_id)
+    started = time.perf_counter()
+
+    def store(rows: range) -> None:
+        for i in rows:
+            digest = hashlib.sha256(f"bench-{i}".encode()).hexdigest()
+            library.put_faces(app, uids[i], [GROUP], [NewFace(digest, vectors[i])], "", replace=False)
+
+    chunks = [range(start, min(start + 10_000, len(uids))) for start in range(0, len(uids), 10_000)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(store, chunks))
+    return time.perf_counter() - started
+
+
+class Client:
+    """One API client with its own HTTP connection."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base, self.token = base, token
+        self.session = requests.Session()
+
+    def call(self, endpoint: str, **form) -> dict:
+        answer = self.session.post(f"{self.base}{API}/{endpoint}?access_token={self.token}", data=form, timeout=60)
+        return answer.json()
+
+
+def photo(path: str) -> str:
+    return base64.b64encode((LFW_DIR / path).read_bytes()).decode()
+
+
+def run_phase(base: str, token: str, probes: list[str], concurrency: int, seconds: float, register_every: int) -> dict:
+    """Clients loop over the probes until time is up; every ``register_every``-th request (0:
+    none) registers the photo under a new uid instead of identifying it."""
+    images = {p: photo(p) for p in probes}
+    counter = itertools.count()
+    results: list[tuple[str, float, bool, bool]] = []  # kind, seconds, ok, right person
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def client_loop() -> None:
+        client = Client(base, token)
+        while time.perf_counter() < deadline:
+            n = next(counter)
+            path = probes[n % len(probes)]
+            started = time.perf_counter()
+            if register_every and n % register_every == register_every - 1:
+                answer = client.call("faceset/user/add", uid=f"new_{n}_{time.time_ns()}", user_info="", group_id=GROUP, image=images[path])
+                kind, right = "register", True
+            else:
+                answer = client.call("identify", group_id=GROUP, image=images[path], user_top_num=1)
+                kind = "identify"
+                right = bool(answer.get("result")) and answer["result"][0]["uid"] == identity(path)
+            with lock:
+                results.append((kind, time.perf_counter() - started, "error_code" not in answer, right))
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client_loop) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    figures: dict[str, object] = {"concurrency": concurrency, "requests": len(results), "requests_per_s": len(results) / elapsed}
+    for kind in ("identify", "register"):
+        rows = [r for r in results if r[0] == kind]
+        if rows:
+            seconds_ = [r[1] for r in rows]
+            figures[kind] = {
+                "count": len(rows),
+                "per_s": len(rows) / elapsed,
+                "p50_ms": float(np.percentile(seconds_, 50) * 1e3),
+                "p99_ms": float(np.percentile(seconds_, 99) * 1e3),
+                "errors": sum(not r[2] for r in rows),
+                "right_person": sum(r[3] for r in rows) / len(rows) if kind == "identify" else None,
+            }
+    return figures
+
+
+def run_baseline(python: str, probes: list[str], faces: int, processes: int, photos: int) -> dict:
+    command = [
+        python, str(ROOT / "bench" / "face_recognition_baseline.py"), "identify", "--gallery", str(faces),
+        "--processes", str(processes), "--photos", *[str(LFW_DIR / p) for p in probes[:photos]],
+    ]
+    return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(MODEL_IDS), default="fused")
+    parser.add_argument("--faces", type=int, default=300_000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=load_settings().workers)
+    parser.add_argument("--threads", type=int, default=load_settings().threads)
+    parser.add_argument("--phases", nargs="+", default=["identify", "mix"], choices=["identify", "mix"])
+    parser.add_argument("--baseline-python", default=str(ROOT / "var" / "bench-venv" / "bin" / "python"))
+    parser.add_argument("--baseline-photos", type=int, default=200)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out or RESULTS_DIR / f"load_{args.profile}.json"
+
+    data_dir = ROOT / "var" / "bench-load" / args.profile
+    data_dir.mkdir(parents=True, exist_ok=True)
+    redis = EmbeddedRedis(data_dir, "everysec").start()
+    try:
+        client = connect(redis.url)
+        client.flushall()
+        settings = load_settings(data_dir=data_dir)
+        keys = Auth.from_settings(client, settings).create_keys()
+        vectors, uids, probes = gallery_and_probes(args.profile, args.faces)
+        load_seconds = bulk_load(redis.url, MODEL_IDS[args.profile], keys.app_id, vectors, uids)
+        log.info("%d faces stored in %.0f s", len(uids), load_seconds)
+        del vectors
+        env = {"FACESVC_MODELS__PROFILE": args.profile, "FACESVC_THREADS": str(args.threads)}
+        started = time.perf_counter()
+        process, base = start_gunicorn(redis.url, data_dir, workers=args.workers, log_path=data_dir / "gunicorn.log", env=env)
+        ready_seconds = time.perf_counter() - started
+        try:
+            grant = {"grant_type": "client_credentials", "client_id": keys.api_key, "client_secret": keys.secret_key}
+            token = requests.post(f"{base}/oauth/2.0/token", data=grant, timeout=30).json()["access_token"]
+            run_phase(base, token, probes, 2, 5.0, 0)  # every worker up and warm
+            phases = {}
+            for phase in args.phases:
+                phases[phase] = []
+                for concurrency in args.concurrency:
+                    figures = run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0)
+                    log.info("%s c=%d: %s", phase, concurrency, json.dumps(figures))
+                    phases[phase].append(figures)
+        finally:
+            stop_gunicorn(process)
+    finally:
+        redis.stop()
+    baseline = None
+    if not args.no_baseline:
+        baseline = run_baseline(args.baseline_python, probes, args.faces, 2, args.baseline_photos)
+        log.info("face_recognition: %s", json.dumps(baseline))
+    report = {
+        "benchmark": "load",
+        "git": git_revision(),
+        "machine": machine_info(),
+        "config": {
+            "profile": args.profile, "faces": args.faces, "seconds": args.seconds, "workers": args.workers,
+            "threads": args.threads, "bulk_load_s": load_seconds, "first_worker_ready_s": ready_seconds,
+        },
+        "phases": phases,
+        "face_recognition_baseline": baseline,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print_table(report)
+
+
+def print_table(report: dict) -> None:
+    print(f"{'phase':<9} {'clients':>7} {'req/s':>7} {'identify/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'right':>6} {'errors':>6}")
+    for phase, rows in report["phases"].items():
+        for row in rows:
+            ident = row.get("identify", {})
+            errors = ident.get("errors", 0) + row.get("register", {}).get("errors", 0)
+            print(
+                f"{phase:<9} {row['concurrency']:>7} {row['requests_per_s']:>7.1f} {ident.get('per_s', 0):>10.1f} "
+                f"{ident.get('p50_ms', 0):>7.0f} {ident.get('p99_ms', 0):>7.0f} {ident.get('right_person', 0):>6.3f} {errors:>6}"
+            )
+    baseline = report["face_recognition_baseline"]
+    if baseline:
+        print(f"face_recognition (2 processes): {baseline['requests_per_s']:.1f} req/s, p50 {baseline['p50_ms']:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
