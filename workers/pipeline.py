@@ -8,7 +8,7 @@ import numpy as np
 from config.defaults import Models
 from workers.align import align_face
 from workers.attributes import Face
-from workers.detector import Detector
+from workers.detector import Detector, any_size_graph
 from workers.embedder import FR_FEATURE, SFACE, Embedder, EmbedderSpec, FusedEmbedder
 from workers.heads import HEADS, Heads
 from workers.image import decode_image
@@ -56,10 +56,11 @@ class Pipeline:
         specs = PROFILES[models.profile]
         paths = verify_models(cache, ("yunet",) + tuple(s.name for s in specs) + HEADS)
 
-        def session(name: str):
-            return open_session(paths[name], BACKENDS[name], models.intra_op_threads, models.device)
+        def session(name: str, model=None):
+            return open_session(model or paths[name], BACKENDS[name], models.intra_op_threads, models.device)
 
-        detector = Detector(session("yunet"), models.detect_threshold, models.detect_size)
+        yunet = session("yunet", any_size_graph(paths["yunet"]))
+        detector = Detector(yunet, models.detect_threshold, models.detect_size)
         embedder = FusedEmbedder([Embedder(spec, session(spec.name)) for spec in specs])
         # Attribute heads are verified now but opened on first use (workers/heads.py).
         pipeline = cls(detector, embedder, Heads(session), max_pixels)

@@ -27,7 +27,7 @@ class ModelSession(Protocol):
 class OrtSession:
     """ONNX Runtime session with its providers and thread counts set explicitly."""
 
-    def __init__(self, path: Path, threads: int, device: str) -> None:
+    def __init__(self, model: Path | bytes, threads: int, device: str) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -36,7 +36,8 @@ class OrtSession:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self.session = ort.InferenceSession(str(path), options, providers=ort_providers(device))
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=ort_providers(device))
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -84,9 +85,10 @@ def ort_providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def open_session(path: Path, backend: Backend, threads: int, device: str) -> ModelSession:
-    """Build a session; OpenCV DNN is a CPU backend, so a GPU always gets ONNX Runtime."""
-    ort_session = OrtSession(path, threads, device)
+def open_session(model: Path | bytes, backend: Backend, threads: int, device: str) -> ModelSession:
+    """Build a session from a file or, for ONNX Runtime, a serialised graph; OpenCV DNN is a
+    CPU backend, so a GPU always gets ONNX Runtime."""
+    ort_session = OrtSession(model, threads, device)
     uses_gpu = ort_session.session.get_providers()[0] != "CPUExecutionProvider"
     if backend == "ort" or uses_gpu:
         return ort_session
@@ -96,4 +98,4 @@ def open_session(path: Path, backend: Backend, threads: int, device: str) -> Mod
     # already run in parallel, so it gets the same threads as ONNX Runtime's intra-op pool.
     # Measured on 2 busy cores: a serial detect + embed took 115 ms with 2 threads, 52 with 1.
     cv2.setNumThreads(threads)
-    return OpenCvSession(path, ort_session.output_names, ort_session.input_name)
+    return OpenCvSession(model, ort_session.output_names, ort_session.input_name)
