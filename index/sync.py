@@ -52,13 +52,16 @@ class IndexSync:
         position: str,
         snapshots: Optional[SnapshotStore] = None,
         snapshot_seconds: float = 300.0,
+        snapshot_position: Optional[str] = None,
     ) -> None:
+        """``snapshot_position``: that of the snapshot the registry was loaded from, if any
+        (nothing new to write until the position moves on)."""
         self.registry = registry
         self.source = source
         self.position = position
         self.snapshots = snapshots
         self.snapshot_seconds = snapshot_seconds
-        self._saved_position = position if snapshots is None else None
+        self._saved_position = position if snapshots is None else snapshot_position
         self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -98,7 +98,9 @@ def start_index_sync(client: redis.Redis, model_id: str, dim: int, settings: Set
     else:
         registry, position = IndexRegistry(dim, settings.index.approx_from), source.head()
         load_all_faces(client, registry, model_id)
-    sync = IndexSync(registry, source, position, snapshots, settings.index.snapshot_seconds)
+    sync = IndexSync(
+        registry, source, position, snapshots, settings.index.snapshot_seconds, position if snapshot else None
+    )
     replayed = sync.catch_up()
     sync.start()
     faces = sum(registry.size(app, group) for app, group in registry.groups())

@@ -8,6 +8,10 @@ from index.group_index import GroupIndex
 from index.registry import IndexRegistry
 from index.snapshot import SnapshotStore
 from index.sync import Change, IndexSync
+from service.app import start_index_sync
+from service.check import check_library
+from service.library import NewFace
+from service.offline import offline_library
 
 DIM = 64
 
@@ -154,3 +158,38 @@ def test_replay_from_a_snapshot_position_applies_only_the_tail(tmp_path):
     resumed = IndexSync(snapshot.registry, ListSource(changes), snapshot.position)
     assert resumed.catch_up() == 2
     assert resumed.registry.group("app", "g").ids() == {1, 2}
+
+
+def store_faces(client, count: int, start: int = 0) -> None:
+    library = offline_library(client, "model")
+    for i in range(start, start + count):
+        library.put_faces("app", f"u{i}", ["g"], [NewFace(f"digest{i}", unit_vectors(1, seed=i)[0])], "", replace=False)
+
+
+def test_restart_loads_the_snapshot_and_replays_only_later_changes(settings, redis_client, caplog):
+    store_faces(redis_client, 5)
+    first = start_index_sync(redis_client, "model", DIM, settings)
+    first.stop()  # writes the snapshot
+    store_faces(redis_client, 2, start=5)
+    offline_library(redis_client, "model").remove_user("app", "u0", None)
+    caplog.set_level("INFO", logger="service.app")
+    second = start_index_sync(redis_client, "model", DIM, settings)
+    try:
+        assert "+ 3 changes" in caplog.text  # two adds and a delete after the snapshot
+        assert len(second.registry.group("app", "g")) == 6
+        assert check_library(redis_client, second.registry, "model") == []
+    finally:
+        second.stop()
+
+
+def test_a_snapshot_of_an_emptied_library_is_not_loaded(settings, redis_client):
+    store_faces(redis_client, 3)
+    start_index_sync(redis_client, "model", DIM, settings).stop()
+    redis_client.flushall()
+    store_faces(redis_client, 1)
+    restarted = start_index_sync(redis_client, "model", DIM, settings)
+    try:
+        assert len(restarted.registry.group("app", "g")) == 1
+        assert check_library(redis_client, restarted.registry, "model") == []
+    finally:
+        restarted.stop()
