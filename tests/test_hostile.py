@@ -166,12 +166,14 @@ def test_each_missing_required_parameter_is_216101(target, path, missing):
     assert error_code(send(target, path, params)) == 216101
 
 
+NUMBERS = {"max_face_num": "detect", "user_top_num": "identify", "face_top_num": "identify", "top_num": "verify"}
+NUMBERS.update(dict.fromkeys(("start", "num", "end"), "faceset/group/getlist"))
+
+
 @pytest.mark.parametrize("value", ["abc", "-1", "1e3", "0x10", " ", "9" * 400, "NaN", "1.5", "", "\x00"])
-@pytest.mark.parametrize("name", ["max_face_num", "user_top_num", "face_top_num", "top_num", "start", "num", "end"])
+@pytest.mark.parametrize("name", list(NUMBERS))
 def test_malformed_numbers_are_refused_or_defaulted(target, name, value):
-    path = {"max_face_num": "detect", "top_num": "verify"}.get(name, "faceset/group/getlist")
-    path = "identify" if name in ("user_top_num", "face_top_num") else path
-    answer = send(target, path, {name: value, "group_id": "nobody", "uid": "nobody", "image": "x"})
+    answer = send(target, NUMBERS[name], {name: value, "group_id": "nobody", "uid": "nobody", "image": "x"})
     assert error_code(answer) in (0, 216100, 216101, 216200, 216201, 216611, 216618)
 
 

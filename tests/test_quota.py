@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from config.defaults import load_settings
 from service.errors import ERRORS
 from tests.conftest import BaiduClient, client_of
