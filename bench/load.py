@@ -7,7 +7,7 @@ embeddings of every LFW photo except the probes (bench/lfw_embeddings.py; uid = 
 topped up with synthetic vectors (bench/search.py says how). Probes: one photo each of 1,000
 LFW people enrolled with their other photos.
 
-Phases, each at concurrency 1, 4, 8 and 16 for ``--seconds``: (a) identify of probe photos,
+Phases, each at concurrency 1, 4, 8 and 16 (``--repeat`` runs of ``--seconds``, median reported): (a) identify of probe photos,
 (b) a mix of 90 % identify and 10 % faceset/user/add of a probe photo under a new uid. Then,
 with the service stopped so that it has the cores to itself, the `face_recognition` package
 doing the same identify on the same photos (bench/face_recognition_baseline.py, in its own
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 GROUP = "bench"
 MODEL_IDS = {"fused": "sface+fr_feature", "fast": "fr_feature"}
 API = "/rest/2.0/face/v2"
+FIRST_PROBE = "images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
 
 
 def gallery_and_probes(profile: str, faces: int) -> tuple[np.ndarray, list[str], list[str]]:
@@ -142,6 +143,29 @@ def run_phase(base: str, token: str, probes: list[str], concurrency: int, second
     return figures
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median requests/s, with every run's requests/s beside it."""
+    ordered = sorted(runs, key=lambda run: run["requests_per_s"])
+    return {**ordered[len(ordered) // 2], "runs_requests_per_s": [run["requests_per_s"] for run in runs]}
+
+
+def measure_restart(redis_url: str, data_dir: Path, env: dict[str, str], workers: int, keys) -> float:
+    """Seconds from starting gunicorn again to a first answered identify (models loaded, index
+    loaded from the snapshot plus the stream's tail)."""
+    started = time.perf_counter()
+    process, base = start_gunicorn(redis_url, data_dir, workers=workers, log_path=data_dir / "gunicorn.log", env=env)
+    try:
+        grant = {"grant_type": "client_credentials", "client_id": keys.api_key, "client_secret": keys.secret_key}
+        token = requests.post(f"{base}/oauth/2.0/token", data=grant, timeout=30).json()["access_token"]
+        answer = Client(base, token).call("identify", group_id=GROUP, image=photo(FIRST_PROBE), user_top_num=1)
+        ready = time.perf_counter() - started
+        if "error_code" in answer:
+            raise RuntimeError(f"identify after restart failed: {answer}")
+        return ready
+    finally:
+        stop_gunicorn(process)
+
+
 def run_baseline(python: str, probes: list[str], faces: int, processes: int, photos: int) -> dict:
     command = [
         python, str(ROOT / "bench" / "face_recognition_baseline.py"), "identify", "--gallery", str(faces),
@@ -155,7 +179,8 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(MODEL_IDS), default="fused")
     parser.add_argument("--faces", type=int, default=300_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per point; the median is reported")
     parser.add_argument("--workers", type=int, default=load_settings().workers)
     parser.add_argument("--threads", type=int, default=load_settings().threads)
     parser.add_argument("--phases", nargs="+", default=["identify", "mix"], choices=["identify", "mix"])
@@ -191,11 +216,16 @@ def main() -> None:
             for phase in args.phases:
                 phases[phase] = []
                 for concurrency in args.concurrency:
-                    figures = run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0)
+                    runs = [
+                        run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0)
+                        for _ in range(args.repeat)
+                    ]
+                    figures = median_run(runs)
                     log.info("%s c=%d: %s", phase, concurrency, json.dumps(figures))
                     phases[phase].append(figures)
         finally:
-            stop_gunicorn(process)
+            stop_gunicorn(process)  # each worker writes its index snapshot on the way out
+        restart_seconds = measure_restart(redis.url, data_dir, env, args.workers, keys)
     finally:
         redis.stop()
     baseline = None
@@ -207,8 +237,9 @@ def main() -> None:
         "git": git_revision(),
         "machine": machine_info(),
         "config": {
-            "profile": args.profile, "faces": args.faces, "seconds": args.seconds, "workers": args.workers,
+            "profile": args.profile, "faces": args.faces, "seconds": args.seconds, "repeat": args.repeat, "workers": args.workers,
             "threads": args.threads, "bulk_load_s": load_seconds, "first_worker_ready_s": ready_seconds,
+            "restart_ready_s": restart_seconds,
         },
         "phases": phases,
         "face_recognition_baseline": baseline,
@@ -231,6 +262,8 @@ def print_table(report: dict) -> None:
     baseline = report["face_recognition_baseline"]
     if baseline:
         print(f"face_recognition (2 processes): {baseline['requests_per_s']:.1f} req/s, p50 {baseline['p50_ms']:.0f} ms")
+    config = report["config"]
+    print(f"first start (index from Redis) {config['first_worker_ready_s']:.1f} s, restart (snapshot) {config['restart_ready_s']:.1f} s")
 
 
 if __name__ == "__main__":
