@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 import config
-from workers.align import align_face
 from workers.embedder import FR_FEATURE, SFACE
 from workers.pipeline import Face, Pipeline
 
@@ -177,7 +176,7 @@ def embed_photo(pipeline: Pipeline, data: bytes) -> dict[str, object]:
 
 def embed_mirrored(pipeline: Pipeline, image: np.ndarray, face: Face) -> np.ndarray:
     """Embedding of the horizontally mirrored aligned crop (flip test-time augmentation)."""
-    crop = np.ascontiguousarray(align_face(image, face.detection.landmarks)[:, ::-1])
+    crop = np.ascontiguousarray(pipeline.crop(image, face)[:, ::-1])
     return pipeline.embedder.embed(crop[None])[0]
 
 

@@ -66,6 +66,18 @@ def dlib_five(points68: np.ndarray) -> np.ndarray:
     return np.asarray(points68, dtype=np.float64)[[45, 42, 36, 39, 33]]
 
 
+def arcface_five(points68: np.ndarray) -> np.ndarray:
+    """The ArcFace template's five points from iBUG points: image-left and image-right eye
+    centres (each the mean of its six contour points), nose tip, mouth corners.
+
+    The embedders align faces by these rather than by the detector's five points: on LFW
+    View 2 (centre faces) fused accuracy rose from 99.47 % to 99.57 % (README, "Scores and
+    accuracy"); the eye centres of the 68-point head are steadier than YuNet's.
+    """
+    points = np.asarray(points68, dtype=np.float64)
+    return np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0), points[30], points[48], points[54]])
+
+
 def eye_line_roll(points68: np.ndarray) -> float:
     """Degrees the line from the image-left to the image-right eye centre turns clockwise in
     the image (y down): Baidu's roll."""

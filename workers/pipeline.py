@@ -12,6 +12,7 @@ from workers.detector import Detector, any_size_graph
 from workers.embedder import FR_FEATURE, SFACE, Embedder, EmbedderSpec, FusedEmbedder
 from workers.heads import HEADS, Heads
 from workers.image import decode_image
+from workers.landmarks import arcface_five
 from workers.models import verify_models
 from workers.session import Backend, open_session
 
@@ -82,10 +83,13 @@ class Pipeline:
         """Up to ``max_faces`` faces, largest first; their attributes are computed when read."""
         return [Face(d, image, self.heads) for d in self.detector.detect(image)[:max_faces]]
 
+    def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The face aligned to the embedders' 112x112 template by its 68-point landmarks."""
+        return align_face(image, arcface_five(face.landmarks68))
+
     def embed(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """(len(faces), dim) unit vectors."""
-        crops = np.stack([align_face(image, f.detection.landmarks) for f in faces])
-        return self.embedder.embed(crops)
+        return self.embedder.embed(np.stack([self.crop(image, f) for f in faces]))
 
     def embed_largest(self, image: np.ndarray) -> tuple[Face, np.ndarray]:
         """The largest face and its embedding; NoFaceError when there is none."""
