@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import psutil
 import requests
 
 from bench.lfw import git_revision, machine_info
@@ -223,6 +224,7 @@ def main() -> None:
                     figures = median_run(runs)
                     log.info("%s c=%d: %s", phase, concurrency, json.dumps(figures))
                     phases[phase].append(figures)
+            worker_rss_mb = [child.memory_info().rss / 1e6 for child in psutil.Process(process.pid).children()]
         finally:
             stop_gunicorn(process)  # each worker writes its index snapshot on the way out
         restart_seconds = measure_restart(redis.url, data_dir, env, args.workers, keys)
@@ -239,7 +241,7 @@ def main() -> None:
         "config": {
             "profile": args.profile, "faces": args.faces, "seconds": args.seconds, "repeat": args.repeat, "workers": args.workers,
             "threads": args.threads, "bulk_load_s": load_seconds, "first_worker_ready_s": ready_seconds,
-            "restart_ready_s": restart_seconds,
+            "restart_ready_s": restart_seconds, "worker_rss_mb": worker_rss_mb,
         },
         "phases": phases,
         "face_recognition_baseline": baseline,

@@ -6,7 +6,7 @@ switches to 4-bit product quantisation of every pair of dimensions scanned with 
 ~2 ms instead of ~30 ms. Its similarities are approximate; the caller re-ranks the candidates
 with the exact vectors it stores anyway (the library reads them from Redis with each hit's
 owner). Measured with bench/search.py: the exact best face is among the 50 best approximate
-ones for every LFW probe against 300,000 faces; a partition (IVF) index missed 6-40 % of them,
+ones for every LFW probe against 300,000 faces; a partition (IVF) index missed 6-42 % of them,
 face embeddings having too little cluster structure.
 
 Removal is a tombstone, filtered at search time, so a delete never waits for FAISS to rewrite
