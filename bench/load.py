@@ -145,9 +145,13 @@ def run_phase(base: str, token: str, probes: list[str], concurrency: int, second
 
 
 def median_run(runs: list[dict]) -> dict:
-    """The run with the median requests/s, with every run's requests/s beside it."""
+    """The run with the median requests/s, with every run's requests/s and identify p99 beside it."""
     ordered = sorted(runs, key=lambda run: run["requests_per_s"])
-    return {**ordered[len(ordered) // 2], "runs_requests_per_s": [run["requests_per_s"] for run in runs]}
+    return {
+        **ordered[len(ordered) // 2],
+        "runs_requests_per_s": [run["requests_per_s"] for run in runs],
+        "runs_identify_p99_ms": [run["identify"]["p99_ms"] for run in runs],
+    }
 
 
 def measure_restart(redis_url: str, data_dir: Path, env: dict[str, str], workers: int, keys) -> float:
