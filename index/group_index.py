@@ -57,6 +57,12 @@ class GroupIndex:
         return isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
 
     @property
+    def vector_bytes(self) -> int:
+        """Bytes of the stored face codes: 4 per dimension while flat, PQ codes after."""
+        with self._lock:
+            return self._index.ntotal * faiss.downcast_index(self._index.index).sa_code_size()
+
+    @property
     def tombstones(self) -> int:
         return len(self._tombstones)
 

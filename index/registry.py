@@ -60,6 +60,12 @@ class IndexRegistry:
         hits.sort(key=lambda h: h.similarity, reverse=True)
         return hits[:k]
 
+    def vector_bytes(self) -> int:
+        """Bytes of face codes held by every group's index."""
+        with self._lock:
+            indexes = list(self._groups.values())
+        return sum(index.vector_bytes for index in indexes)
+
     def groups(self) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._groups)

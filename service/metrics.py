@@ -46,13 +46,11 @@ class IndexCollector:
 
     def collect(self) -> Iterator[Metric]:
         faces = GaugeMetricFamily("facesvc_group_faces", "Faces indexed in a group", labels=["app", "group"])
-        total = 0
         for app, group in sorted(self.registry.groups()):
             size = self.registry.size(app, group)
-            total += size
             faces.add_metric([app, group], size)
-        memory = GaugeMetricFamily("facesvc_index_vector_bytes", "Bytes of face vectors held by this process's indexes")
-        memory.add_metric([], total * self.registry.dim * 4)  # float32
+        memory = GaugeMetricFamily("facesvc_index_vector_bytes", "Bytes of face codes held by this process's indexes")
+        memory.add_metric([], self.registry.vector_bytes())
         yield faces
         yield memory
 

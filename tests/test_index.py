@@ -71,6 +71,7 @@ def test_a_large_group_is_quantised_and_exact_reranking_of_its_candidates_keeps_
     for start in range(0, 3000, 500):
         index.add(np.arange(start, start + 500, dtype=np.int64), vectors[start : start + 500])
     assert not index.exact and len(index) == 3000
+    assert index.vector_bytes == 3000 * DIM // 2 * 4 // 8  # 4-bit PQ codes: dim/2 sub-quantisers
     probes = noisy(vectors[:200])
     exact = np.argmax(probes @ vectors.T, axis=1)
     found = 0
