@@ -38,7 +38,8 @@ class Heads:
     """This process's attribute sessions, each opened on its first use.
 
     Opening takes 2-40 ms a head (README); a process whose requests never ask for an attribute
-    never loads its head. Sessions are shared by the request threads.
+    never loads its head, except ``fr_landmark``, which every embedding needs for alignment
+    (the pipeline warms it up). Sessions are shared by the request threads.
     """
 
     def __init__(self, open_head: Callable[[str], ModelSession]) -> None:

@@ -10,7 +10,7 @@ from workers.align import align_face
 from workers.attributes import Face
 from workers.detector import Detector, any_size_graph
 from workers.embedder import FR_FEATURE, SFACE, Embedder, EmbedderSpec, FusedEmbedder
-from workers.heads import HEADS, Heads
+from workers.heads import HEADS, Heads, landmarks68
 from workers.image import decode_image
 from workers.landmarks import arcface_five
 from workers.models import verify_models
@@ -70,10 +70,12 @@ class Pipeline:
         return pipeline
 
     def warm_up(self) -> None:
-        """One dummy run of the detector and embedders so the first request does not pay for
-        lazy initialisation (attribute heads load on first use instead)."""
+        """One dummy run of the detector, the landmark head that aligns faces and the embedders,
+        so the first request does not pay for lazy initialisation (the other attribute heads
+        load on first use instead)."""
         blank = np.zeros((112, 112, 3), np.uint8)
         self.detector.detect(blank)
+        landmarks68(self.heads, blank, (0.0, 0.0, 112.0, 112.0))
         self.embedder.embed(blank[None])
 
     def decode(self, data: bytes) -> np.ndarray:
