@@ -65,6 +65,12 @@ class Models(BaseModel, frozen=True):
     intra_op_threads: int = 1
     # "auto" uses CUDA when onnxruntime-gpu sees a device, else CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Micro-batching across concurrent requests (workers/batcher.py): the detector, landmark
+    # and embedder calls of up to batch_size photos or faces run as one, the first waiting at
+    # most batch_wait_ms for company. Empty: 16 on a GPU; 1 (off) on CPU, where a batch cost
+    # what its rows cost alone and the wait only added latency (README, "Performance").
+    batch_size: Optional[int] = Field(None, ge=1)
+    batch_wait_ms: float = Field(2.0, ge=0, le=100)
 
 
 class Index(BaseModel, frozen=True):

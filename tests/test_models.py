@@ -1,16 +1,21 @@
-"""Model cache: checksum verification and the int8 -> fp32 conversion."""
+"""Model cache: checksum verification, the int8 -> fp32 conversion, and the sessions as opened."""
 from __future__ import annotations
 
 import json
 import shutil
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from config.defaults import Models
+from tests.conftest import photo
+from workers.graphs import any_size_input
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
+from workers.pipeline import BATCHED, open_model
 
 
 @pytest.fixture
@@ -106,3 +111,34 @@ def test_dequantize_onnx_folds_block_quantised_weights_into_exact_fp32(tmp_path)
     session = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {"x": np.array([[2, 2, 2, 2]], np.float32)})
     np.testing.assert_array_equal(out, [[1.0, 2.0, 8.0, 12.0]])
+
+
+@pytest.fixture(scope="module")
+def model_inputs(pipeline) -> dict[str, np.ndarray]:
+    """Three real inputs for each model every identify runs, as the pipeline prepares them."""
+    images = [pipeline.decode(photo(p)) for p in ("images/person01/img1.jpg", "images/person02/img3.jpg", "images/person03/img8.jpg")]
+    canvases = [cv2.resize(image, (384, 384)).astype(np.float32).transpose(2, 0, 1) for image in images]
+    greys = [cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 64))[None].astype(np.float32) / 256 for image in images]
+    crops = np.stack([pipeline.crop(image, pipeline.detect(image, 1)[0]) for image in images]).astype(np.float32)
+    return {
+        "yunet": np.stack(canvases),
+        "fr_landmark": np.stack(greys),
+        "sface": np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2)),
+        "fr_feature": np.ascontiguousarray(((crops - 127) / 128).transpose(0, 3, 1, 2)),
+    }
+
+
+@pytest.mark.parametrize("name", BATCHED)
+def test_each_model_as_opened_answers_a_batch_as_onnx_runtime_answers_each_row(settings, model_inputs, name):
+    """The chosen backend (OpenCV DNN for the embedders) and the any-batch graph edit change
+    nothing: a batch of three gives what ONNX Runtime gives each row on the original file."""
+    path = model_path(settings.model_cache, name)
+    graph = onnx.load(str(path))
+    reference = ort.InferenceSession((any_size_input(graph) if name == "yunet" else graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = model_inputs[name]
+    expected = [reference.run(None, {reference.get_inputs()[0].name: feed[i : i + 1]}) for i in range(len(feed))]
+    answered = open_model(name, path, Models(device="cpu")).run(feed)
+    assert len(answered) == len(expected[0])
+    for k, output in enumerate(answered):
+        assert output.shape[0] == len(feed)
+        np.testing.assert_allclose(output, np.concatenate([rows[k] for rows in expected]), rtol=1e-4, atol=1e-4)

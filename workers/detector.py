@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import cv2
 import numpy as np
 
@@ -61,21 +59,6 @@ def canvas_size(shape: tuple[int, int]) -> int:
     3e-5 px on 299 of 300 photos (one marginal extra face in the other)."""
     stride = STRIDES[-1]
     return min(INPUT_SIZE, -(-(max(shape) + CANVAS_MARGIN) // stride) * stride)
-
-
-def any_size_graph(path: Path) -> bytes:
-    """The YuNet graph with its fixed 640x640 input made symbolic. Its reshapes use -1 and its
-    upsamplings scales, so it runs at any multiple of 32; the padded-out part of a 640 canvas
-    only cost time."""
-    import onnx
-
-    model = onnx.load(str(path))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for output in model.graph.output:
-        output.type.tensor_type.shape.dim[1].dim_param = "anchors"
-    del model.graph.value_info[:]  # intermediate shapes were inferred for 640x640
-    return model.SerializeToString()
 
 
 def decode_yunet(outputs: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -37,9 +37,7 @@ class Embedder:
         """(N, 112, 112, 3) BGR uint8 crops -> (N, D) unit vectors."""
         batch = crops[..., ::-1] if self.spec.rgb else crops
         batch = (batch.astype(np.float32) - self.spec.mean) / self.spec.std
-        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-        # The exported graphs have a fixed batch of one.
-        vectors = np.concatenate([self.session.run(batch[i : i + 1])[0] for i in range(len(batch))])
+        vectors = self.session.run(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))[0]
         return l2_normalise(vectors.reshape(len(batch), -1).astype(np.float32))
 
 

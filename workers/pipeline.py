@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
+import onnx
 
 from config.defaults import Models
 from workers.align import align_face
 from workers.attributes import Face
-from workers.detector import Detector, any_size_graph
+from workers.batcher import Batcher
+from workers.detector import Detector
 from workers.embedder import FR_FEATURE, SFACE, Embedder, EmbedderSpec, FusedEmbedder
+from workers.graphs import any_batch, any_size_input
 from workers.heads import HEADS, Heads, landmarks68
 from workers.image import decode_image
 from workers.landmarks import arcface_five
 from workers.models import verify_models
-from workers.session import Backend, open_session
+from workers.session import Backend, ModelSession, open_session, ort_providers
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ PROFILES: dict[str, tuple[EmbedderSpec, ...]] = {
 # GPU always uses ORT.
 BACKENDS: dict[str, Backend] = {
     "yunet": "ort",
-    "sface": "ort",
+    "sface": "opencv",
     "fr_feature": "opencv",
     "fr_landmark": "ort",
     "fr_pose": "ort",
@@ -35,6 +39,10 @@ BACKENDS: dict[str, Backend] = {
     "dlib_age": "ort",
     "dlib_gender": "ort",
 }
+# The models every identify runs: opened for any batch size, and micro-batched across
+# concurrent requests when batching is on.
+BATCHED = ("yunet", "fr_landmark", "sface", "fr_feature")
+GPU_BATCH_SIZE = 16
 
 
 class NoFaceError(ValueError):
@@ -56,17 +64,23 @@ class Pipeline:
     def load(cls, cache, models: Models, max_pixels: int) -> "Pipeline":
         specs = PROFILES[models.profile]
         paths = verify_models(cache, ("yunet",) + tuple(s.name for s in specs) + HEADS)
+        batch_size = models.batch_size or (GPU_BATCH_SIZE if uses_gpu(models.device) else 1)
 
-        def session(name: str, model=None):
-            return open_session(model or paths[name], BACKENDS[name], models.intra_op_threads, models.device)
+        def session(name: str) -> ModelSession:
+            opened = open_model(name, paths[name], models)
+            if batch_size == 1 or name not in BATCHED:
+                return opened
+            return Batcher(opened, batch_size, models.batch_wait_ms / 1000, name)
 
-        yunet = session("yunet", any_size_graph(paths["yunet"]))
-        detector = Detector(yunet, models.detect_threshold, models.detect_size)
+        detector = Detector(session("yunet"), models.detect_threshold, models.detect_size)
         embedder = FusedEmbedder([Embedder(spec, session(spec.name)) for spec in specs])
         # Attribute heads are verified now but opened on first use (workers/heads.py).
         pipeline = cls(detector, embedder, Heads(session), max_pixels)
         pipeline.warm_up()
-        log.info("pipeline ready: profile %s, embedding %s (%d-d)", models.profile, embedder.model_id, embedder.dim)
+        log.info(
+            "pipeline ready: profile %s, embedding %s (%d-d), batches of up to %d",
+            models.profile, embedder.model_id, embedder.dim, batch_size,
+        )
         return pipeline
 
     def warm_up(self) -> None:
@@ -99,3 +113,19 @@ class Pipeline:
         if not faces:
             raise NoFaceError("no face found")
         return faces[0], self.embed(image, faces)[0]
+
+
+def uses_gpu(device: str) -> bool:
+    """Whether sessions opened for ``device`` run on CUDA."""
+    return ort_providers(device)[0] == "CUDAExecutionProvider"
+
+
+def open_model(name: str, path: Path, models: Models) -> ModelSession:
+    """``name``'s session on its backend; the models every identify runs take any batch size
+    (and YuNet any canvas size)."""
+    if name not in BATCHED:
+        return open_session(path, BACKENDS[name], models.intra_op_threads, models.device)
+    graph = any_batch(onnx.load(str(path)))
+    if name == "yunet":
+        graph = any_size_input(graph)
+    return open_session(graph.SerializeToString(), BACKENDS[name], models.intra_op_threads, models.device)

@@ -48,10 +48,10 @@ class OrtSession:
 class OpenCvSession:
     """OpenCV DNN net. Not thread-safe, so each thread gets its own copy of the net."""
 
-    def __init__(self, path: Path, output_names: list[str], input_name: str) -> None:
+    def __init__(self, model: Path | bytes, output_names: list[str], input_name: str) -> None:
         import threading
 
-        self.path = path
+        self.model = model
         self.input_name = input_name
         self.output_names = output_names
         self._local = threading.local()
@@ -61,7 +61,10 @@ class OpenCvSession:
         if net is None:
             import cv2
 
-            net = cv2.dnn.readNetFromONNX(str(self.path))
+            if isinstance(self.model, bytes):
+                net = cv2.dnn.readNetFromONNX(np.frombuffer(self.model, np.uint8))
+            else:
+                net = cv2.dnn.readNetFromONNX(str(self.model))
             net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
             net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
             self._local.net = net
