@@ -11,7 +11,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Literal, Optional
 
 import redis
 
@@ -45,7 +45,7 @@ class EmbeddedRedis:
         ]
 
     def start(self, timeout: float = 30.0) -> "EmbeddedRedis":
-        if self.socket.exists() and _ping(self.url):
+        if self.socket.exists() and _state(self.url) == "ready":
             # A server from an earlier run still owns this directory: reuse it rather than
             # starting a second one on the same AOF.
             log.info("embedded redis already running at %s", self.url)
@@ -54,14 +54,19 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, start_new_session=True)
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited; see {self.dir / 'redis.log'}")
-            if self.socket.exists() and _ping(self.url):
+            state = _state(self.url) if self.socket.exists() else "down"
+            if state == "ready":
                 log.info("embedded redis started (pid %d, data in %s)", self.process.pid, self.dir)
                 return self
+            if state == "loading":
+                # Reading a large AOF back (~15 s a GB here) is progress, not a hang.
+                deadline = time.monotonic() + timeout
+            elif time.monotonic() > deadline:
+                raise RuntimeError("embedded redis did not start in time")
             time.sleep(0.05)
-        raise RuntimeError("embedded redis did not start in time")
 
     def stop(self) -> None:
         """Stop the server; SIGTERM makes Redis flush its AOF before exiting."""
@@ -74,11 +79,14 @@ class EmbeddedRedis:
         self.process = None
 
 
-def _ping(url: str) -> bool:
+def _state(url: str) -> Literal["ready", "loading", "down"]:
     try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+        redis.Redis.from_url(url, socket_timeout=1).ping()
+        return "ready"
+    except redis.BusyLoadingError:
+        return "loading"
     except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return False
+        return "down"
 
 
 def connect(url: str) -> redis.Redis:

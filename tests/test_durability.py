@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 import requests
@@ -66,6 +67,26 @@ def test_library_survives_a_restart_or_crash_of_redis(tmp_path, pipeline, stop):
         app = create_app(load_settings(**settings_kwargs), pipeline=pipeline)
         assert_library_intact(BaiduClient(app.test_client(), token), app.extensions["facesvc"])
         app.extensions["facesvc"].close()
+    finally:
+        server.stop()
+
+
+def test_embedded_redis_waits_for_a_long_load_of_its_data(tmp_path):
+    """Reading a large AOF back can outlast the start timeout: loading is progress, so start()
+    waits for it instead of giving up (a 300,000-face library takes minutes)."""
+    server = EmbeddedRedis(tmp_path, "everysec").start()
+    client = connect(server.url)
+    fill = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'k' .. i, ARGV[2]) end"
+    client.eval(fill, 0, 1_500_000, "x" * 32)
+    client.bgrewriteaof()
+    while client.info("persistence")["aof_rewrite_in_progress"] or client.info("persistence")["aof_rewrite_scheduled"]:
+        time.sleep(0.1)
+    server.stop()
+    started = time.monotonic()
+    server.start(timeout=0.05)
+    try:
+        assert time.monotonic() - started > 0.05  # it did have to wait for the load
+        assert connect(server.url).dbsize() == 1_500_000
     finally:
         server.stop()
 
