@@ -18,7 +18,7 @@ from workers.heads import HEADS, Heads, landmarks68
 from workers.image import decode_image
 from workers.landmarks import arcface_five
 from workers.models import verify_models
-from workers.session import Backend, ModelSession, open_session, ort_providers
+from workers.session import Backend, ModelSession, open_session, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,6 @@ class Pipeline:
         if not faces:
             raise NoFaceError("no face found")
         return faces[0], self.embed(image, faces)[0]
-
-
-def uses_gpu(device: str) -> bool:
-    """Whether sessions opened for ``device`` run on CUDA."""
-    return ort_providers(device)[0] == "CUDAExecutionProvider"
 
 
 def open_model(name: str, path: Path, models: Models) -> ModelSession:
