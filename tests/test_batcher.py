@@ -11,7 +11,7 @@ import pytest
 from config.defaults import Models, load_settings
 from service.app import create_app
 from tests.conftest import ROOT, BaiduClient, b64, client_of, photo, smoke_identities
-from workers.batcher import Batcher
+from workers.batcher import Batcher, _Request
 from workers.detector import Detector
 from workers.pipeline import Pipeline
 from workers.session import ModelSession
@@ -134,6 +134,16 @@ def test_a_closed_batcher_refuses_work(pipeline, crops):
     batcher.close()
     with pytest.raises(RuntimeError, match="closed"):
         batcher.run(embedder_input(crops)[:1])
+
+
+def test_a_request_queued_behind_the_close_is_refused_not_left_waiting(pipeline, crops):
+    batcher = Batcher(sface(pipeline), max_rows=8, max_wait=0.001, name="sface")
+    late = _Request(embedder_input(crops)[:1])
+    batcher._queue.put(None)  # the thread stops here, as if close() had just been called ...
+    batcher._queue.put(late)  # ... and a request slipped in behind it
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        late.answer.result(timeout=5)
 
 
 def test_batching_is_off_on_cpu_by_default(pipeline):

@@ -54,9 +54,17 @@ class Batcher:
         return request.answer.result()
 
     def close(self) -> None:
-        """Finish the batches already queued, then stop the thread."""
+        """Finish the batches queued before this call, stop the thread, and refuse any request
+        that slipped in after."""
         self._queue.put(None)
         self._thread.join()
+        while True:
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if request is not None:
+                request.answer.set_exception(RuntimeError("batcher is closed"))
 
     def _serve(self) -> None:
         while True:
