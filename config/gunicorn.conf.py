@@ -8,8 +8,8 @@ identify at 8 clients against 30k faces (bench/load.py, while SFace still ran on
 gave 45 req/s with 2 workers x 2 threads, 26 with 1 x 4 (the GIL: decode, base64, JSON and
 Flask are Python) and 37 with 2 x 4 (more requests in flight than cores only queue). A batch
 (workers/batcher.py) gathers the requests of one worker's threads only, so a GPU deployment that
-batches wants more threads per worker than these CPU defaults. A worker holds ~390 MB with the fused models
-and a 300k-face index, so one worker per core is the default; on a small machine 1 x 4 saves
+batches wants more threads per worker than these CPU defaults. A worker holds ~550 MB with the fused models
+(an OpenCV copy of each embedder per busy thread) and a 300k-face index, so one worker per core is the default; on a small machine 1 x 4 saves
 one copy at a 40 % cost in throughput.
 """
 import os

@@ -89,6 +89,19 @@ def test_a_batch_never_exceeds_its_row_limit(pipeline, crops):
     assert len({a.tobytes() for a in answers}) == len(feed)
 
 
+def test_a_request_that_would_overfill_a_batch_waits_for_the_next(pipeline, crops):
+    """Requests of two rows against a limit of three: never two of them in one call."""
+    feed = embedder_input(crops)
+    recorder = Recorder(sface(pipeline))
+    batcher = Batcher(recorder, max_rows=3, max_wait=0.5, name="sface")
+    try:
+        answers = concurrently(lambda i: batcher.run(feed[i : i + 2])[0], [0, 2, 4, 6])
+    finally:
+        batcher.close()
+    assert recorder.rows == [2, 2, 2, 2]
+    np.testing.assert_allclose(np.concatenate(answers), sface(pipeline).run(feed)[0], atol=1e-4)
+
+
 def test_a_lone_request_runs_without_waiting_for_a_full_batch(pipeline, crops):
     feed = embedder_input(crops)
     batcher = Batcher(sface(pipeline), max_rows=16, max_wait=0.002, name="sface")

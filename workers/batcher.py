@@ -3,14 +3,13 @@
 A ``Batcher`` stands in for a model session (same ``run(feed)``). Request threads hand it their
 rows and wait; one thread per model gathers whatever arrives within ``max_wait`` seconds of
 the first row, up to ``max_rows``, runs the model once on rows of the same shape and hands
-each caller its slice of the outputs. Graphs must take any batch size (``batch_graph``).
+each caller its slice of the outputs. Graphs must take any batch size (workers/graphs.py).
 
 On a GPU a batch of 16 faces costs little more than one; on CPU a batch costs what its rows
 cost one by one (README, "Performance"), so batching is off there by default.
 """
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -20,8 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workers.session import ModelSession
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,19 +64,20 @@ class Batcher:
                 request.answer.set_exception(RuntimeError("batcher is closed"))
 
     def _serve(self) -> None:
+        carried: _Request | None = None  # the request that would have overfilled the last batch
         while True:
-            first = self._queue.get()
+            first = carried or self._queue.get()
             if first is None:
                 return
-            pending, closing = self._gather(first)
+            pending, carried, closing = self._gather(first)
             for group in _same_shape(pending):
                 self._run(group)
             if closing:
                 return
 
-    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
-        """``first`` and what joins it before the deadline or the row limit; True when the
-        batcher was closed meanwhile."""
+    def _gather(self, first: _Request) -> tuple[list[_Request], _Request | None, bool]:
+        """``first`` and what joins it before the deadline within the row limit; the request
+        that did not fit, if any; True when the batcher was closed meanwhile."""
         pending, rows = [first], len(first.feed)
         deadline = time.monotonic() + self.max_wait
         while rows < self.max_rows:
@@ -88,10 +86,12 @@ class Batcher:
             except queue.Empty:
                 break
             if request is None:
-                return pending, True
+                return pending, None, True
+            if rows + len(request.feed) > self.max_rows:
+                return pending, request, False
             pending.append(request)
             rows += len(request.feed)
-        return pending, False
+        return pending, None, False
 
     def _run(self, group: list[_Request]) -> None:
         try:
