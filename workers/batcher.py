@@ -5,8 +5,10 @@ rows and wait; one thread per model gathers whatever arrives within ``max_wait``
 the first row, up to ``max_rows``, runs the model once on rows of the same shape and hands
 each caller its slice of the outputs. Graphs must take any batch size (workers/graphs.py).
 
-On a GPU a batch of 16 faces costs little more than one; on CPU a batch costs what its rows
-cost one by one (README, "Performance"), so batching is off there by default.
+A request is never split: one with more rows than ``max_rows`` runs as a batch of its own.
+On CPU a batch cost what its rows cost one by one and the waiting added latency (README,
+"Performance"), so batching is off there by default; on a GPU, where one call's fixed cost is
+large, it is on (not measured here: no GPU was lent).
 """
 from __future__ import annotations
 

@@ -123,4 +123,4 @@ def open_model(name: str, path: Path, models: Models) -> ModelSession:
     graph = any_batch(onnx.load(str(path)))
     if name == "yunet":
         graph = any_size_input(graph)
-    return open_session(graph.SerializeToString(), BACKENDS[name], models.intra_op_threads, models.device)
+    return open_session(graph, BACKENDS[name], models.intra_op_threads, models.device)
