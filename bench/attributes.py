@@ -34,7 +34,7 @@ from workers.crops import box_crop
 from workers.heads import HEADS, IMAGENET_MEAN, IMAGENET_STD, to_nchw
 from workers.models import ModelSpec, fetch_models, verify_models
 from workers.pipeline import BACKENDS, Pipeline
-from workers.pose import estimate_pose
+from bench.pose_geometry import estimate_pose
 from workers.session import ModelSession, open_session
 
 log = logging.getLogger(__name__)

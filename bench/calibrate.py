@@ -2,14 +2,14 @@
 
 Baidu's clients accept a match at score 80, so score 80 must mean a false-accept rate of 1e-4.
 The anchors sit at the cosines where the false-accept rate over View 1 impostors is 1e-1, ...,
-1e-5 (scores 50, ..., 90), with -1 -> 0 and 1 -> 100; ``service/scores.py`` interpolates
+1e-5 (scores 50, ..., 90), with -1 -> 0 and 1 -> 100; ``service/api/scores.py`` interpolates
 linearly between them. Impostors are all different-identity pairs among View 1's photos
 (~12 million), so FAR down to 1e-5 rests on at least 50 false accepts. View 2 re-measures FAR
 and TAR at the same cosines as a held-out check; it is not fully independent, as LFW's views
 share people and photos (3,637 of View 2's 7,701 photos are in View 1). ``--smoke`` adds the
 same check on the faces-smoke photos.
 
-    python -m bench.calibrate [--out service/calibration.json] [--smoke]
+    python -m bench.calibrate [--out service/api/calibration.json] [--smoke]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from bench.lfw import accept_rate, far_threshold, git_revision, pair_scores, pho
 from bench.lfw_embeddings import (
     DATA_DIR, ROOT, LfwEmbeddings, ensure_embeddings, load_pipeline, profile_vectors, read_pairs,
 )
-from service.scores import CALIBRATION_FILE, ScoreMap
+from service.api.scores import CALIBRATION_FILE, ScoreMap
 from workers.image import ImageError
 from workers.pipeline import NoFaceError
 

@@ -28,6 +28,7 @@ import numpy as np
 
 import config
 from workers.embedder import FR_FEATURE, SFACE
+from service import inference
 from workers.pipeline import Face, Pipeline
 
 log = logging.getLogger(__name__)
@@ -132,11 +133,6 @@ def lfw_photos() -> list[str]:
 
 def cache_path(model_id: str) -> Path:
     return RESULTS_DIR / f"lfw_embeddings_{model_id}.npz"
-
-
-def load_pipeline() -> Pipeline:
-    settings = config.load_settings()
-    return Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
 
 
 def centre_face(faces: list[Face], image: np.ndarray) -> Face:
@@ -254,3 +250,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def load_pipeline() -> Pipeline:
+    """The service's pipeline with the environment's settings."""
+    return inference.load_pipeline(config.load_settings())

@@ -1,7 +1,7 @@
 """End-to-end load: a live facesvc (gunicorn) over HTTP with N concurrent clients.
 
 Set-up: an embedded Redis under var/bench-load/<profile>, one group of ``--faces`` faces
-bulk-loaded through the library's own write path (``service.offline.offline_library``: the same
+bulk-loaded through the library's own write path (``service.library.offline.offline_library``: the same
 Lua script and change stream as faceset/user/add, without HTTP or inference): the real
 embeddings of every LFW photo except the probes (bench/lfw_embeddings.py; uid = the person),
 topped up with synthetic vectors (bench/search.py says how). Probes: one photo each of 1,000
@@ -37,10 +37,10 @@ from bench.lfw import git_revision, machine_info
 from bench.lfw_embeddings import LFW_DIR, RESULTS_DIR, ROOT, ensure_embeddings, identity, profile_vectors
 from bench.search import split_probes, synthetic_vectors
 from config.defaults import load_settings
-from service.auth import Auth
-from service.library import NewFace
-from service.offline import offline_library
-from service.redis_server import EmbeddedRedis, connect
+from service.auth.credentials import Auth
+from service.library.face_library import NewFace
+from service.library.offline import offline_library
+from service.store.redis_server import EmbeddedRedis, connect
 from tests.live import start_gunicorn, stop_gunicorn
 
 log = logging.getLogger(__name__)

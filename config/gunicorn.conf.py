@@ -40,7 +40,7 @@ if _settings.log_format == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "service.ops.logs.JsonFormatter"}},
         "handlers": {"console": _json_stderr, "error_console": _json_stderr},
         "root": {"level": "INFO", "handlers": ["console"]},
         "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False}},

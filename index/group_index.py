@@ -99,19 +99,21 @@ class GroupIndex:
             self._tombstones.clear()
             return int(removed)
 
-    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(similarities, ids) of the k nearest faces, best first."""
+    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(similarities, ids, exact) of the k nearest faces, best first; ``exact`` tells whether
+        the similarities are exact (flat) or approximate (PQ) at the time of this search."""
         with self._lock:
+            exact = self.exact
             k = min(k, len(self._ids))
             if k == 0:
-                return np.empty(0, np.float32), np.empty(0, np.int64)
+                return np.empty(0, np.float32), np.empty(0, np.int64), exact
             wanted = min(k + len(self._tombstones), self._index.ntotal)
             scores, ids = self._index.search(vector.reshape(1, -1).astype(np.float32), wanted)
             scores, ids = scores[0], ids[0]
             if self._tombstones:
                 live = np.array([i not in self._tombstones for i in ids.tolist()], dtype=bool)
                 scores, ids = scores[live], ids[live]
-        return scores[:k], ids[:k]
+        return scores[:k], ids[:k], exact
 
     def _quantise(self) -> None:
         """Switch from the flat index to fast-scan PQ, trained on the group's own faces."""

@@ -2,27 +2,21 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from index.group_index import GroupIndex
+from index.search import Enough, Hit
 
-# Groups below this many faces are searched exactly; larger ones by fast-scan PQ with exact
-# re-ranking by the caller (index/group_index.py). A flat scan of 20,000 640-d faces takes
-# ~2 ms on these cores, about what PQ takes at 300,000.
-APPROX_FROM = 20_000
-
-
-@dataclass(frozen=True)
-class Hit:
-    group: str
-    face_id: int
-    similarity: float  # exact for flat groups, approximate for quantised ones
+# How much wider each round of a search that was not ``enough`` looks.
+WIDEN = 4
 
 
 class IndexRegistry:
-    def __init__(self, dim: int, approx_from: int = APPROX_FROM) -> None:
+    """``approx_from``: faces from which a group is searched approximately (config.defaults.Index)."""
+
+    def __init__(self, dim: int, approx_from: int) -> None:
         self.dim = dim
         self.approx_from = approx_from
         self._groups: dict[tuple[str, str], GroupIndex] = {}
@@ -48,15 +42,23 @@ class IndexRegistry:
         if index is not None:
             index.remove(ids)
 
-    def search(self, app: str, groups: list[str], vector: np.ndarray, k: int) -> list[Hit]:
-        """The k best faces over several groups: per-group top-k merged, best first."""
+    def search(self, app: str, groups: list[str], vector: np.ndarray, k: int, enough: Optional[Enough] = None) -> list[Hit]:
+        """The k best faces over several groups: per-group top-k merged, best first; widened
+        while ``enough`` says the hits do not suffice and the groups hold more."""
+        while True:
+            hits = self._search(app, groups, vector, k)
+            if enough is None or len(hits) < k or enough(hits):
+                return hits
+            k *= WIDEN
+
+    def _search(self, app: str, groups: list[str], vector: np.ndarray, k: int) -> list[Hit]:
         hits = []
         for name in groups:
             index = self._groups.get((app, name))
             if index is None:
                 continue
-            scores, ids = index.search(vector, k)
-            hits.extend(Hit(name, int(i), float(s)) for s, i in zip(scores, ids) if i >= 0)
+            scores, ids, exact = index.search(vector, k)
+            hits.extend(Hit(name, int(i), float(s), exact) for s, i in zip(scores, ids) if i >= 0)
         hits.sort(key=lambda h: h.similarity, reverse=True)
         return hits[:k]
 

@@ -5,7 +5,7 @@ from flask import Flask
 
 from config.defaults import load_settings
 from service.app import create_app
-from service.logs import configure_logging
+from service.ops.logs import configure_logging
 
 
 def create() -> Flask:

@@ -10,8 +10,9 @@ import pytest
 
 from config.defaults import Quotas, load_settings
 from service.app import create_app
-from service.redis_server import EmbeddedRedis, connect
+from service.store.redis_server import EmbeddedRedis, connect
 from tests.live import TALLY, LiveServer, start_live_server, stop_live_server
+from service.inference import load_pipeline
 from workers.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,7 @@ def live(tmp_path_factory) -> LiveServer:
 @pytest.fixture(scope="session")
 def pipeline() -> Pipeline:
     settings = load_settings(data_dir=ROOT / "var")
-    return Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
+    return load_pipeline(settings)
 
 
 @pytest.fixture

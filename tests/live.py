@@ -19,8 +19,8 @@ import psutil
 import requests
 
 from config.defaults import load_settings
-from service.auth import AppKeys, Auth
-from service.redis_server import EmbeddedRedis, connect
+from service.auth.credentials import AppKeys, Auth
+from service.store.redis_server import EmbeddedRedis, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 # Calls the SDK and hostile-input suites made, by kind; conftest prints them after the run.

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
 
-from service.auth import AppKeys
+from service.auth.credentials import AppKeys
 from tests.live import TALLY
 
 ROOT = Path(__file__).resolve().parent.parent

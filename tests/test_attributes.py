@@ -14,7 +14,8 @@ from workers.align import ARCFACE_TEMPLATE
 from workers.attributes import Face, Smile, expression_of, smile_probability
 from workers.crops import DLIB_TEMPLATE, dlib_chip, fit_region
 from workers.heads import POSE_BIN_DEGREES, Heads, pose_from_bins
-from workers.landmarks import baidu_landmark72, dlib_five, eye_line_roll, mouth_opening
+from service.api.landmarks import baidu_landmark72
+from workers.landmarks import dlib_five, eye_line_roll, mouth_opening
 from workers.quality import blur_effect, completeness, illumination
 
 PORTRAIT = "images/person01/img11.jpg"

@@ -13,6 +13,7 @@ from service.app import create_app
 from tests.conftest import ROOT, BaiduClient, b64, client_of, photo, smoke_identities
 from workers.batcher import Batcher, _Request
 from workers.detector import Detector
+from service.inference import load_pipeline
 from workers.pipeline import Pipeline
 from workers.session import ModelSession
 
@@ -168,7 +169,7 @@ def test_batching_is_off_on_cpu_by_default(pipeline):
 @pytest.fixture(scope="module")
 def batched_pipeline() -> Pipeline:
     settings = load_settings(data_dir=ROOT / "var", models=Models(batch_size=4, batch_wait_ms=50))
-    return Pipeline.load(settings.model_cache, settings.models, settings.limits.max_image_pixels)
+    return load_pipeline(settings)
 
 
 def test_a_batching_service_answers_concurrent_identifies_as_an_unbatched_one(settings, pipeline, batched_pipeline, redis_client):

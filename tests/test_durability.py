@@ -11,10 +11,11 @@ import requests
 
 from config.defaults import load_settings
 from service.app import create_app
-from service import keys
-from service.auth import Auth
-from service.check import check_library
-from service.redis_server import EmbeddedRedis, connect
+from service.store import keys
+from service.auth.credentials import Auth
+from service.library.check import check_library
+from service.store.faces import FaceStore
+from service.store.redis_server import EmbeddedRedis, connect
 from tests.conftest import ROOT, BaiduClient, b64, photo
 from tests.live import start_gunicorn
 
@@ -32,7 +33,7 @@ def assert_library_intact(api: BaiduClient, services) -> None:
     assert api.call("faceset/group/getusers", group_id="staff")["result_num"] == len(PHOTOS)
     found = api.call("identify", group_id="staff", image=b64(photo(PROBE)))
     assert found["result"][0]["uid"] == "u0" and found["result"][0]["scores"][0] >= 80
-    assert check_library(services.redis, services.sync.registry, services.pipeline.model_id) == []
+    assert check_library(services.library.store, services.indexes.registry, services.pipeline.model_id) == []
 
 
 def test_library_survives_a_restart_of_the_service(settings, pipeline, redis_client):
@@ -132,7 +133,7 @@ def test_sigkill_during_registrations_loses_no_acknowledged_write(tmp_path):
 
         stored = {u.decode() for u in client.zrange(keys.group_users(credentials.app_id, "crash"), 0, -1)}
         assert set(acknowledged) <= stored
-        assert check_library(client) == []
+        assert check_library(FaceStore(client)) == []
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from service.errors import ERRORS
-from service.library import Library
+from service.library.face_library import Library
 from tests.conftest import ROOT, BaiduClient, b64, client_of, photo
 from tests.forged_images import plain, png_header
 

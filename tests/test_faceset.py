@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.check import check_library
+from service.library.check import check_library
 from service.errors import ERRORS
 from tests.conftest import BaiduClient, b64, photo
 
@@ -46,7 +46,7 @@ def assert_error(answer: dict, code: int) -> None:
 
 
 def assert_consistent(services) -> None:
-    assert check_library(services.redis, services.sync.registry, services.pipeline.model_id) == []
+    assert check_library(services.library.store, services.indexes.registry, services.pipeline.model_id) == []
 
 
 def add(api, uid: str, group: str, relative: str = PERSON05, info: str = "info", **extra) -> dict:
@@ -81,7 +81,7 @@ def app_id(services, token) -> str:
 @pytest.fixture
 def faces_in(services, app_id):
     """How many faces the process's index holds for (group): what identify searches."""
-    return lambda group: services.sync.registry.size(app_id, group)
+    return lambda group: services.indexes.registry.size(app_id, group)
 
 
 # -- user/add -----------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def test_update_into_a_group_the_user_is_not_in_is_user_not_exist_and_changes_no
     assert_ok(add(api, "u1", "g1"))
     assert_error(api.call("faceset/user/update", uid="u1", group_id="g1,g2", image=image(PERSON02)), 216612)
     assert groups_of(api, "u1") == {"g1": "info"}
-    assert check_library(services.redis, services.sync.registry, services.pipeline.model_id) == []
+    assert check_library(services.library.store, services.indexes.registry, services.pipeline.model_id) == []
 
 
 def test_user_update_replaces_the_photos_in_the_given_group(api, services, faces_in):

@@ -26,10 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS
 
-from service.check import check_library
+from service.library.check import check_library
+from service.store.faces import FaceStore
 from service.errors import ERRORS
-from service.openapi import ENDPOINTS
-from service.redis_server import connect
+from service.api.blueprints import API_VERSIONS
+from service.api.openapi import endpoints
+from service.store.redis_server import connect
 from tests.conftest import ROOT, b64, photo
 from tests.forged_images import (
     bmp_header,
@@ -147,21 +149,25 @@ VALID = {
 }
 
 
+# (URL path, required parameters) of every endpoint of every API version.
+ENDPOINTS = [(path, operation.required) for path, _, operation in endpoints(API_VERSIONS)]
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("path", [e[0] for e in ENDPOINTS], ids=[e[0].rsplit("face/", 1)[1] for e in ENDPOINTS])
 def test_an_endpoint_called_with_nothing_lacks_a_parameter(target, path, method):
-    required = next(e[2] for e in ENDPOINTS if e[0] == path)
+    required = dict(ENDPOINTS)[path]
     answer = send(target, path, {}, method=method)
     assert error_code(answer) == (216101 if required else 0)
 
 
 @pytest.mark.parametrize(
     "path, missing",
-    [(e[0], name) for e in ENDPOINTS for name in e[2]],
-    ids=[f"{e[0].rsplit('/', 1)[1]}-{name}" for e in ENDPOINTS for name in e[2]],
+    [(e[0], name) for e in ENDPOINTS for name in e[1]],
+    ids=[f"{e[0].rsplit('face/', 1)[1]}-{name}" for e in ENDPOINTS for name in e[1]],
 )
 def test_each_missing_required_parameter_is_216101(target, path, missing):
-    required = next(e[2] for e in ENDPOINTS if e[0] == path)
+    required = dict(ENDPOINTS)[path]
     params = {name: VALID[name] for name in required if name != missing}
     assert error_code(send(target, path, params)) == 216101
 
@@ -377,7 +383,7 @@ def test_concurrent_registrations_of_the_same_photo_admit_exactly_one(target):
     assert codes == [0] + [216616] * 11
     scores = send(target, "verify", {"uid": "racer", "group_id": "race", "image": b64(FACE), "top_num": 100})["result"]
     assert len(scores) == 1
-    assert check_library(connect(target.live.redis.url)) == []
+    assert check_library(FaceStore(connect(target.live.redis.url))) == []
 
 
 def test_concurrent_registrations_of_different_photos_all_land(target):
@@ -387,7 +393,7 @@ def test_concurrent_registrations_of_different_photos_all_land(target):
     assert [error_code(answer) for answer in answers] == [0] * len(photos)
     scores = send(target, "verify", {"uid": "crowd", "group_id": "crowd", "image": b64(FACE), "top_num": 100})["result"]
     assert len(scores) == len(photos)
-    assert check_library(connect(target.live.redis.url)) == []
+    assert check_library(FaceStore(connect(target.live.redis.url))) == []
 
 
 # -- afterwards (keep last: it judges all of the above) -----------------------------------------
@@ -397,6 +403,6 @@ def test_afterwards_memory_is_bounded_and_facesvc_check_passes(target):
     growth = target.live.worker_rss() - target.rss_before
     assert growth < MEMORY_GROWTH, f"workers grew by {growth / 2**20:.0f} MB"
     env = {**os.environ, "FACESVC_REDIS_URL": target.live.redis.url, "FACESVC_DATA_DIR": str(target.live.data_dir)}
-    done = subprocess.run([sys.executable, "-m", "service.cli", "check"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "service.ops.cli", "check"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 problem(s)" in done.stdout

@@ -9,7 +9,7 @@ import pytest
 
 from config.defaults import load_settings
 from service.app import create_app
-from service.check import check_library
+from service.library.check import check_library
 from service.errors import ERRORS
 from tests.conftest import ROOT, BaiduClient, b64, photo, smoke_identities
 from tests.test_faceset import assert_ok, grey_png
@@ -129,12 +129,12 @@ def test_identify_answers_the_shape_of_spec_1_5_3(api):
 
 def test_a_registered_user_is_found_by_the_next_identify_of_the_same_process(api, services):
     add(api, "p02", "g1", PERSON02[0])
-    services.sync.stop()  # no background follower: only the write path can update the index
+    services.indexes.sync.stop()  # no background follower: only the write path can update the index
     add(api, "p05", "g1", PERSON05[0])
     assert top_uid(api, "g1", PERSON05[1]) == "p05"
     assert_ok(api.call("faceset/user/delete", uid="p05"))
     assert top_uid(api, "g1", PERSON05[1]) == "p02"
-    assert check_library(services.redis, services.sync.registry, services.pipeline.model_id) == []
+    assert check_library(services.library.store, services.indexes.registry, services.pipeline.model_id) == []
 
 
 # -- verify ---------------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from service.errors import ERRORS, FaceError
-from service.params import Params, decode_base64
-from service.scores import ScoreMap
+from service.api.params import Params, decode_base64
+from service.api.scores import ScoreMap
 from workers.align import ARCFACE_TEMPLATE, align_face, similarity_transform
 from workers.image import ImageError, decode_image, fit_within, read_dimensions, sniff_format
-from workers.pose import baidu_landmark4, estimate_pose
+from bench.pose_geometry import estimate_pose
+from service.api.landmarks import baidu_landmark4
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT.parent / "shared" / "spec" / "baidu-face-api-v2.txt"

@@ -7,13 +7,16 @@ import pytest
 from index.group_index import GroupIndex
 from index.registry import IndexRegistry
 from index.snapshot import SnapshotStore
+from config.defaults import Index
 from index.sync import Change, IndexSync
-from service.app import start_index_sync
-from service.check import check_library
-from service.library import NewFace
-from service.offline import offline_library
+from service.library.check import check_library
+from service.library.face_library import NewFace
+from service.library.indexes import start_local_indexes
+from service.library.offline import offline_library
+from service.store.faces import FaceStore
 
 DIM = 64
+APPROX_FROM = Index().approx_from
 
 
 def unit_vectors(count: int, seed: int = 0) -> np.ndarray:
@@ -31,7 +34,7 @@ def test_small_group_is_exact_and_finds_each_face():
     index = GroupIndex(DIM, approx_from=1000)
     vectors = unit_vectors(100)
     index.add(np.arange(100, dtype=np.int64) + 10, vectors)
-    scores, ids = index.search(vectors[7], 3)
+    scores, ids, _ = index.search(vectors[7], 3)
     assert index.exact and ids[0] == 17 and scores[0] == pytest.approx(1.0, abs=1e-5)
 
 
@@ -49,10 +52,10 @@ def test_removed_faces_vanish_at_once_and_compaction_drops_them_from_faiss():
     vectors = unit_vectors(50)
     index.add(np.arange(50, dtype=np.int64), vectors)
     index.remove([3, 4])
-    _, ids = index.search(vectors[3], 50)
+    _, ids, _ = index.search(vectors[3], 50)
     assert 3 not in ids and 4 not in ids and len(ids) == 48 and index.tombstones == 2
     assert index.compact() == 2
-    _, ids = index.search(vectors[3], 50)
+    _, ids, _ = index.search(vectors[3], 50)
     assert index.tombstones == 0 and len(ids) == 48 and 3 not in ids
 
 
@@ -76,7 +79,7 @@ def test_a_large_group_is_quantised_and_exact_reranking_of_its_candidates_keeps_
     exact = np.argmax(probes @ vectors.T, axis=1)
     found = 0
     for probe, best in zip(probes, exact):
-        _, candidates = index.search(probe, 50)
+        _, candidates, _ = index.search(probe, 50)
         found += candidates[np.argmax(vectors[candidates] @ probe)] == best
     assert found / len(probes) >= 0.995
 
@@ -86,13 +89,13 @@ def test_quantised_group_keeps_tombstones_and_compacts():
     index = GroupIndex(DIM, approx_from=500)
     index.add(np.arange(600, dtype=np.int64), vectors)
     index.remove([0, 1, 2])
-    _, ids = index.search(vectors[0], 10)
+    _, ids, _ = index.search(vectors[0], 10)
     assert not index.exact and not {0, 1, 2} & set(ids.tolist())
     assert index.compact() == 3 and len(index) == 597
 
 
 def test_registry_merges_the_top_k_of_several_groups():
-    registry = IndexRegistry(DIM)
+    registry = IndexRegistry(DIM, APPROX_FROM)
     vectors = unit_vectors(20)
     registry.add("app", "a", np.arange(10, dtype=np.int64), vectors[:10])
     registry.add("app", "b", np.arange(10, 20, dtype=np.int64), vectors[10:])
@@ -119,7 +122,7 @@ def test_snapshot_round_trip_keeps_groups_ids_and_results(tmp_path):
 
 
 def test_newest_snapshot_wins_and_old_ones_are_pruned(tmp_path):
-    registry = IndexRegistry(DIM)
+    registry = IndexRegistry(DIM, APPROX_FROM)
     store = SnapshotStore(tmp_path, "model", "library-1")
     for position in ("9-0", "10-0", "10-2"):
         store.save(DIM, position, registry.to_arrays())
@@ -128,7 +131,7 @@ def test_newest_snapshot_wins_and_old_ones_are_pruned(tmp_path):
 
 
 def test_snapshot_is_refused_for_another_library_or_a_trimmed_stream(tmp_path):
-    SnapshotStore(tmp_path, "model", "library-1").save(DIM, "5-0", IndexRegistry(DIM).to_arrays())
+    SnapshotStore(tmp_path, "model", "library-1").save(DIM, "5-0", IndexRegistry(DIM, APPROX_FROM).to_arrays())
     assert SnapshotStore(tmp_path, "model", "library-2").load(100, lambda position: True) is None
     assert SnapshotStore(tmp_path, "model", "library-1").load(100, lambda position: False) is None
 
@@ -151,7 +154,7 @@ def test_replay_from_a_snapshot_position_applies_only_the_tail(tmp_path):
     changes = [Change(f"{i + 1}-0", "app", "add", "g", i, vectors[i]) for i in range(3)]
     changes.append(Change("4-0", "app", "del", "g", 0, None))
     store = SnapshotStore(tmp_path, "model", "library-1")
-    sync = IndexSync(IndexRegistry(DIM), ListSource(changes[:2]), "0-0", store)
+    sync = IndexSync(IndexRegistry(DIM, APPROX_FROM), ListSource(changes[:2]), "0-0", store)
     sync.catch_up()
     assert sync.save_snapshot() and not sync.save_snapshot()  # nothing new the second time
     snapshot = store.load(100, lambda position: True)
@@ -169,28 +172,28 @@ def store_faces(client, count: int, start: int = 0) -> None:
 
 def test_restart_loads_the_snapshot_and_replays_only_later_changes(settings, redis_client, caplog):
     store_faces(redis_client, 5)
-    first = start_index_sync(redis_client, "model", DIM, settings)
-    first.stop()  # writes the snapshot
+    first = start_local_indexes(FaceStore(redis_client), "model", DIM, settings)
+    first.close()  # writes the snapshot
     store_faces(redis_client, 2, start=5)
     offline_library(redis_client, "model").remove_user("app", "u0", None)
-    caplog.set_level("INFO", logger="service.app")
-    second = start_index_sync(redis_client, "model", DIM, settings)
+    caplog.set_level("INFO", logger="service.library.indexes")
+    second = start_local_indexes(FaceStore(redis_client), "model", DIM, settings)
     try:
         assert "+ 3 changes" in caplog.text  # two adds and a delete after the snapshot
         assert len(second.registry.group("app", "g")) == 6
-        assert check_library(redis_client, second.registry, "model") == []
+        assert check_library(FaceStore(redis_client), second.registry, "model") == []
     finally:
-        second.stop()
+        second.close()
 
 
 def test_a_snapshot_of_an_emptied_library_is_not_loaded(settings, redis_client):
     store_faces(redis_client, 3)
-    start_index_sync(redis_client, "model", DIM, settings).stop()
+    start_local_indexes(FaceStore(redis_client), "model", DIM, settings).close()
     redis_client.flushall()
     store_faces(redis_client, 1)
-    restarted = start_index_sync(redis_client, "model", DIM, settings)
+    restarted = start_local_indexes(FaceStore(redis_client), "model", DIM, settings)
     try:
         assert len(restarted.registry.group("app", "g")) == 1
-        assert check_library(redis_client, restarted.registry, "model") == []
+        assert check_library(FaceStore(redis_client), restarted.registry, "model") == []
     finally:
-        restarted.stop()
+        restarted.close()

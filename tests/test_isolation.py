@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from service import keys
-from service.check import check_library
+from service.store import keys
+from service.library.check import check_library
 from service.errors import ERRORS
 from tests.conftest import BaiduClient, b64, client_of, photo
 
@@ -92,7 +92,7 @@ def test_writes_change_only_the_own_apps_library(app, tenants):
     ok(b.call("faceset/user/delete", uid="u1", group_id="g1"))
     assert code(a.call("faceset/user/delete", uid="u1")) == 216612
     assert ok(a.call("faceset/group/getlist"))["result"] == ["ga"]
-    assert check_library(app.extensions["facesvc"].redis, app.extensions["facesvc"].sync.registry, app.extensions["facesvc"].pipeline.model_id) == []
+    assert check_library(app.extensions["facesvc"].library.store, app.extensions["facesvc"].indexes.registry, app.extensions["facesvc"].pipeline.model_id) == []
 
 
 def test_stateless_endpoints_answer_alike_for_both_apps(tenants):
@@ -103,7 +103,7 @@ def test_stateless_endpoints_answer_alike_for_both_apps(tenants):
 
 
 def global_keys() -> tuple[set[bytes], tuple[bytes, ...]]:
-    """Names, and name prefixes, of the keys service/keys.py builds without an app."""
+    """Names, and name prefixes, of the keys service/store/keys.py builds without an app."""
     names, prefixes = set(), []
     for _, build in inspect.getmembers(keys, inspect.isfunction):
         parameters = inspect.signature(build).parameters

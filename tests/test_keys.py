@@ -1,7 +1,7 @@
 """``facesvc keys list|create|revoke``: what an operator sees, and revocation ending tokens."""
 from __future__ import annotations
 
-from service import cli
+from service.ops import cli
 from tests.conftest import b64, photo
 
 DETECT = "/rest/2.0/face/v2/detect"

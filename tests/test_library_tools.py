@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from service import cli
+from service.ops import cli
 from service.app import create_app
-from service.check import check_library
+from service.library.check import check_library
 from tests.conftest import SMOKE, BaiduClient, b64, photo, smoke_identities
 
 
@@ -141,7 +141,7 @@ def test_export_then_restore_into_an_empty_redis_gives_identical_answers(
         keys = svc.auth.create_keys(app_keys.app_id)
         token = svc.auth.issue_token(keys.api_key, keys.secret_key)["access_token"]
         assert library_answers(BaiduClient(restarted.test_client(), token)) == before
-        assert check_library(svc.redis, svc.sync.registry, svc.pipeline.model_id) == []
+        assert check_library(svc.library.store, svc.indexes.registry, svc.pipeline.model_id) == []
     finally:
         restarted.extensions["facesvc"].close()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.errors import ERRORS
-from service.scores import ScoreMap
+from service.api.scores import ScoreMap
 from tests.conftest import SMOKE, b64, photo
 
 SAME_A, SAME_B = "images/person01/img11.jpg", "images/person01/img5.jpg"

@@ -11,7 +11,6 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from config.defaults import Models
 from tests.conftest import photo
 from workers.graphs import any_size_input
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
@@ -137,7 +136,7 @@ def test_each_model_as_opened_answers_a_batch_as_onnx_runtime_answers_each_row(s
     reference = ort.InferenceSession((any_size_input(graph) if name == "yunet" else graph).SerializeToString(), providers=["CPUExecutionProvider"])
     feed = model_inputs[name]
     expected = [reference.run(None, {reference.get_inputs()[0].name: feed[i : i + 1]}) for i in range(len(feed))]
-    answered = open_model(name, path, Models(device="cpu")).run(feed)
+    answered = open_model(name, path, threads=1, device="cpu").run(feed)
     assert len(answered) == len(expected[0])
     for k, output in enumerate(answered):
         assert output.shape[0] == len(feed)

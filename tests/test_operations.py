@@ -16,9 +16,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.auth import Auth
-from service.logs import JsonFormatter
-from service.redis_server import connect
+from service.auth.credentials import Auth
+from service.ops.logs import JsonFormatter
+from service.store.redis_server import connect
 from tests.conftest import ROOT, b64, photo
 
 DETECT = "/rest/2.0/face/v2/detect"
@@ -53,7 +53,7 @@ def test_not_ready_without_redis(app, services):
 
 
 def test_not_ready_when_the_index_no_longer_follows_the_stream(app, services):
-    services.sync.stop()
+    services.indexes.sync.stop()
     response = app.test_client().get("/ready")
     assert response.status_code == 503 and response.get_json()["checks"]["indexes"] is False
 
@@ -85,7 +85,7 @@ def test_metrics_time_each_model_stage_and_report_index_sizes(app, api, services
         assert found[("facesvc_model_seconds_sum", (("stage", stage),))] > 0, stage
     assert found[("facesvc_model_batch_size_sum", (("stage", "embed"),))] >= 1
     assert found[("facesvc_group_faces", (("app", app_keys.app_id), ("group", "staff")))] == 1
-    assert found[("facesvc_index_vector_bytes", ())] == services.sync.registry.dim * 4
+    assert found[("facesvc_index_vector_bytes", ())] == services.indexes.registry.dim * 4
 
 
 def capture_json_logs() -> tuple[io.StringIO, logging.Handler]:
@@ -153,7 +153,7 @@ def test_serve_sums_metrics_over_gunicorn_workers_and_logs_json(tmp_path, redis_
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
+            [sys.executable, "-m", "service.ops.cli", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
         )
     base = f"http://127.0.0.1:{port}"
     try:

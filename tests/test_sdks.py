@@ -18,11 +18,11 @@ import jsonschema_rs
 import pytest
 from werkzeug.serving import make_server
 
-from service import keys as redis_keys
+from service.store import keys as redis_keys
 from service.errors import ERRORS
-from service.openapi import ANSWERS
-from service.auth import AppKeys
-from service.redis_server import connect
+from service.api.v2.schema import ANSWERS
+from service.auth.credentials import AppKeys
+from service.store.redis_server import connect
 from tests.conftest import photo
 from tests.forged_images import plain
 from tests.live import LiveServer, free_port

@@ -18,7 +18,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from service import signature
+from service.auth import signature
 from service.errors import ERRORS
 from tests.conftest import b64, photo
 from tests.sdks import PythonSdk

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from service import keys
+from service.store import keys
 from service.errors import ERRORS
 from tests.conftest import b64, photo
 

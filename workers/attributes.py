@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum
 from functools import cached_property
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -31,18 +32,18 @@ SMILE_OFFSET = -1.5
 LAUGH_OPENING = 0.2
 
 
-class Smile(IntEnum):
-    """Baidu's expression codes."""
+class Smile(Enum):
+    """How much a face smiles (each API version has its own codes for these)."""
 
-    NONE = 0
-    SMILE = 1
-    LAUGH = 2
+    NONE = "none"
+    SMILE = "smile"
+    LAUGH = "laugh"
 
 
 @dataclass(frozen=True)
 class Pose:
-    """Degrees, Baidu's signs: yaw > 0 nose to the image's right, pitch > 0 looking down,
-    roll > 0 clockwise."""
+    """Degrees: yaw > 0 the nose points to the image's right, pitch > 0 the face looks down,
+    roll > 0 the eye line turns clockwise in the image."""
 
     yaw: float
     pitch: float
@@ -71,10 +72,16 @@ class Quality:
 class Face:
     """One detected face of one photo. Coordinates are the photo's pixels."""
 
-    def __init__(self, detection: Detection, image: np.ndarray, models: Heads) -> None:
+    def __init__(
+        self, detection: Detection, image: np.ndarray, models: Heads, landmarks68: Optional[np.ndarray] = None
+    ) -> None:
+        """``landmarks68``: the points when the caller already has them (the pipeline aligns
+        every embedded face by them)."""
         self.detection = detection
         self.image = image
         self.models = models
+        if landmarks68 is not None:
+            self.__dict__["landmarks68"] = landmarks68  # what cached_property would store
 
     @cached_property
     def landmarks68(self) -> np.ndarray:
@@ -128,7 +135,7 @@ def smile_probability(happy: float) -> float:
 
 
 def expression_of(happy: float, opening: float) -> Expression:
-    """Baidu's expression from P(happy) and the mouth opening: no smile below P(smile) 0.5,
+    """The expression from P(happy) and the mouth opening: no smile below P(smile) 0.5,
     a laugh when the lips stand LAUGH_OPENING apart, else a smile."""
     smiling = smile_probability(happy)
     if smiling < 0.5:

@@ -70,18 +70,19 @@ def landmarks68(heads: Heads, image: np.ndarray, box: Box) -> np.ndarray:
 
 
 def head_pose(heads: Heads, image: np.ndarray, box: Box) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in Baidu's degrees: fr_pose on the RGB 224x224 crop of 1.5 boxes."""
+    """(yaw, pitch, roll) in degrees, ``attributes.Pose``'s signs: fr_pose on the RGB 224x224
+    crop of 1.5 boxes."""
     crop, _ = box_crop(image, box, 1.5, 224)
     rgb = (crop[..., ::-1].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return pose_from_bins(*heads.run("fr_pose", to_nchw(rgb)))
 
 
 def pose_from_bins(yaw_scores: np.ndarray, pitch_scores: np.ndarray, roll_scores: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in Baidu's signs from the pose head's three score vectors.
+    """(yaw, pitch, roll) in ``attributes.Pose``'s signs from the pose head's three score vectors.
 
     Each angle is the softmax-weighted mean of the bins' degrees. The head's yaw and pitch run
-    the other way from Baidu's (its yaw is positive when the nose points to the image's left,
-    its pitch when the face looks up); its roll runs the same way (clockwise positive).
+    the other way (its yaw is positive when the nose points to the image's left, its pitch when
+    the face looks up); its roll runs the same way (clockwise positive).
     """
     yaw, pitch, roll = (float(softmax(s) @ POSE_BIN_DEGREES) for s in (yaw_scores, pitch_scores, roll_scores))
     return -yaw, -pitch, roll

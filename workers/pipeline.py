@@ -1,19 +1,25 @@
-"""Decode -> detect -> align -> embed, with the sessions built once per process."""
+"""Decode -> detect -> align -> embed, with the sessions built once per process.
+
+``workers/`` takes plain values (``PipelineOptions``), never the service's settings, and knows
+nothing of any API's field names: the service shapes what it returns.
+"""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
 import onnx
 
-from config.defaults import Models
 from workers.align import align_face
 from workers.attributes import Face
 from workers.batcher import Batcher
 from workers.detector import Detector
 from workers.embedder import FR_FEATURE, SFACE, Embedder, EmbedderSpec, FusedEmbedder
 from workers.graphs import any_batch, any_size_input
+from workers.detector import Detection
 from workers.heads import HEADS, Heads, landmarks68
 from workers.image import decode_image
 from workers.landmarks import arcface_five
@@ -26,8 +32,8 @@ PROFILES: dict[str, tuple[EmbedderSpec, ...]] = {
     "fused": (SFACE, FR_FEATURE),
     "fast": (FR_FEATURE,),
 }
-# Fastest CPU runtime per model, measured on 2 cores (DESIGN.md §6, bench/attributes.py); a
-# GPU always uses ORT.
+# Fastest CPU runtime per model, measured on 2 cores (bench/attributes.py; README,
+# "Performance"); a GPU always uses ORT.
 BACKENDS: dict[str, Backend] = {
     "yunet": "ort",
     "sface": "opencv",
@@ -49,6 +55,22 @@ class NoFaceError(ValueError):
     """The image holds no detectable face."""
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How to build a pipeline: which embedders, the detector's input and threshold, threads
+    and device of every session, micro-batching (None: GPU_BATCH_SIZE on a GPU, else off),
+    and the pixel count above which an image is refused."""
+
+    profile: Literal["fused", "fast"]
+    detect_size: int
+    detect_threshold: float
+    threads: int
+    device: Literal["auto", "cpu", "cuda"]
+    batch_size: Optional[int]
+    batch_wait_ms: float
+    max_pixels: int
+
+
 class Pipeline:
     def __init__(self, detector: Detector, embedder: FusedEmbedder, heads: Heads, max_pixels: int) -> None:
         self.detector = detector
@@ -61,25 +83,25 @@ class Pipeline:
         return self.embedder.model_id
 
     @classmethod
-    def load(cls, cache, models: Models, max_pixels: int) -> "Pipeline":
-        specs = PROFILES[models.profile]
+    def load(cls, cache: Path, options: PipelineOptions) -> "Pipeline":
+        specs = PROFILES[options.profile]
         paths = verify_models(cache, ("yunet",) + tuple(s.name for s in specs) + HEADS)
-        batch_size = models.batch_size or (GPU_BATCH_SIZE if uses_gpu(models.device) else 1)
+        batch_size = options.batch_size or (GPU_BATCH_SIZE if uses_gpu(options.device) else 1)
 
         def session(name: str) -> ModelSession:
-            opened = open_model(name, paths[name], models)
+            opened = open_model(name, paths[name], options.threads, options.device)
             if batch_size == 1 or name not in BATCHED:
                 return opened
-            return Batcher(opened, batch_size, models.batch_wait_ms / 1000, name)
+            return Batcher(opened, batch_size, options.batch_wait_ms / 1000, name)
 
-        detector = Detector(session("yunet"), models.detect_threshold, models.detect_size)
+        detector = Detector(session("yunet"), options.detect_threshold, options.detect_size)
         embedder = FusedEmbedder([Embedder(spec, session(spec.name)) for spec in specs])
         # Attribute heads are verified now but opened on first use (workers/heads.py).
-        pipeline = cls(detector, embedder, Heads(session), max_pixels)
+        pipeline = cls(detector, embedder, Heads(session), options.max_pixels)
         pipeline.warm_up()
         log.info(
             "pipeline ready: profile %s, embedding %s (%d-d), batches of up to %d",
-            models.profile, embedder.model_id, embedder.dim, batch_size,
+            options.profile, embedder.model_id, embedder.dim, batch_size,
         )
         return pipeline
 
@@ -108,19 +130,30 @@ class Pipeline:
         return self.embedder.embed(np.stack([self.crop(image, f) for f in faces]))
 
     def embed_largest(self, image: np.ndarray) -> tuple[Face, np.ndarray]:
-        """The largest face and its embedding; NoFaceError when there is none."""
-        faces = self.detect(image, 1)
-        if not faces:
+        """The largest face and its embedding; NoFaceError when there is none. One pass down:
+        detect, 68 points, align, embed; the Face returned keeps the points it was aligned by."""
+        detections: list[Detection] = self.detector.detect(image)[:1]
+        if not detections:
             raise NoFaceError("no face found")
-        return faces[0], self.embed(image, faces)[0]
+        points = landmarks68(self.heads, image, detections[0].box)
+        vector = self.embedder.embed(align_face(image, arcface_five(points))[None])[0]
+        return Face(detections[0], image, self.heads, points), vector
+
+    def embed_photo(self, data: bytes) -> tuple[Face, np.ndarray]:
+        """``embed_largest`` of encoded photo bytes: ImageError or NoFaceError when unusable."""
+        return self.embed_largest(self.decode(data))
+
+    def detect_photo(self, data: bytes, max_faces: int) -> list[Face]:
+        """``detect`` of encoded photo bytes: ImageError when they are unusable."""
+        return self.detect(self.decode(data), max_faces)
 
 
-def open_model(name: str, path: Path, models: Models) -> ModelSession:
+def open_model(name: str, path: Path, threads: int, device: str) -> ModelSession:
     """``name``'s session on its backend; the models every identify runs take any batch size
     (and YuNet any canvas size)."""
     if name not in BATCHED:
-        return open_session(path, BACKENDS[name], models.intra_op_threads, models.device)
+        return open_session(path, BACKENDS[name], threads, device)
     graph = any_batch(onnx.load(str(path)))
     if name == "yunet":
         graph = any_size_input(graph)
-    return open_session(graph, BACKENDS[name], models.intra_op_threads, models.device)
+    return open_session(graph, BACKENDS[name], threads, device)

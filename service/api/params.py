@@ -1,0 +1,166 @@
+"""Request parameters: one merged view of query string, form and JSON body, and the parsers
+for Baidu's parameter types. Every problem raises ``FaceError`` with the spec's code.
+
+Baidu field names live here and in the route modules only.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from flask import Request
+
+from service.errors import FaceError
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+UID_MAX_BYTES = 128
+GROUP_MAX_BYTES = 48
+# At most this many group ids or images in one request: a 20 MB body of tiny items would
+# otherwise mean a Redis script over millions of keys, or a million inferences, in one request.
+MAX_GROUP_IDS = 100
+MAX_IMAGES = 10
+_DATA_URL = re.compile(r"data:[\w/+.-]*;base64,", re.IGNORECASE)
+_URLSAFE = str.maketrans("-_", "+/")
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer parameter's accepted range and its default when absent."""
+
+    low: int
+    high: int
+    default: int
+    description: str = ""
+
+    def schema(self) -> dict[str, Any]:
+        described = {"description": self.description} if self.description else {}
+        return {"type": "integer", "minimum": self.low, "maximum": self.high, **described}
+
+
+class Params:
+    """Parameters of one request. Body values win over query values of the same name;
+    ``integers`` is the API version's table of integer parameters."""
+
+    def __init__(self, values: Mapping[str, Any], integers: Optional[Mapping[str, Integer]] = None) -> None:
+        self.values = values
+        self.integers = integers or {}
+
+    @classmethod
+    def from_request(cls, request: Request, integers: Mapping[str, Integer]) -> "Params":
+        values: dict[str, Any] = dict(request.args.items())
+        if request.is_json:
+            try:
+                body = request.get_json(silent=True)
+            except RecursionError:  # silent covers malformed JSON, not JSON nested too deep
+                raise FaceError(216100, "JSON body nested too deeply") from None
+            if not isinstance(body, dict):
+                raise FaceError(216100, "JSON body must be an object")
+            values.update({k: v for k, v in body.items() if v is not None})
+        else:
+            values.update(request.form.items())
+        return cls(values, integers)
+
+    def text(self, *names: str, required: bool = True, default: Optional[str] = None) -> Optional[str]:
+        """The first of ``names`` that is present and non-empty (SDKs differ: image/images)."""
+        for name in names:
+            value = self.values.get(name)
+            if value is None or value == "":
+                continue
+            if isinstance(value, (list, dict)):
+                raise FaceError(216100, f"{name} must be a string")
+            return str(value)
+        if required:
+            raise FaceError(216101, f"missing {names[0]}")
+        return default
+
+    def present(self, name: str) -> bool:
+        """Whether the parameter was sent at all, even empty."""
+        return name in self.values
+
+    def integer(self, name: str) -> int:
+        """An integer in its table's range; out of range or not a number -> 216100."""
+        spec = self.integers[name]
+        raw = self.text(name, required=False)
+        if raw is None:
+            return spec.default
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise FaceError(216100, f"{name} must be an integer") from None
+        if not spec.low <= value <= spec.high:
+            raise FaceError(216100, f"{name} must be between {spec.low} and {spec.high}")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.text(name, required=False, default=default)
+        if value not in options:
+            raise FaceError(216100, f"{name} must be one of {', '.join(options)}")
+        return value
+
+    def fields(self, name: str) -> set[str]:
+        """A comma-separated list of option names (face_fields, ext_fields)."""
+        raw = self.text(name, required=False, default="") or ""
+        return {item.strip().lower() for item in raw.split(",") if item.strip()}
+
+    def positional(self, name: str) -> list[str]:
+        """A comma-separated list whose positions matter, empty items kept (image_liveness:
+        ",faceliveness" asks for the second image only); [] when absent."""
+        raw = self.text(name, required=False, default="") or ""
+        return [item.strip() for item in raw.split(",")] if raw else []
+
+    def uid(self, name: str = "uid") -> str:
+        return check_id(self.text(name), UID_MAX_BYTES, name, code=216111)
+
+    def group_ids(self, name: str = "group_id", required: bool = True, too_many: int = 216103) -> list[str]:
+        """Comma-separated group ids, each [A-Za-z0-9_]{1,48}; duplicates dropped, order kept.
+        More than MAX_GROUP_IDS -> ``too_many`` (216631 where each group adds a user)."""
+        raw = self.text(name, required=required)
+        if raw is None:
+            return []
+        if raw.count(",") >= MAX_GROUP_IDS:
+            raise FaceError(too_many, f"{name} names more than {MAX_GROUP_IDS} groups")
+        groups = [check_id(g.strip(), GROUP_MAX_BYTES, name) for g in raw.split(",")]
+        return list(dict.fromkeys(groups))
+
+    def image(self, limit: int) -> bytes:
+        """One image, sent as ``image`` (SDKs) or ``images`` (chapter 1)."""
+        parts = self.encoded_images(limit)
+        if len(parts) != 1:
+            raise FaceError(216100, "only one image is accepted here")
+        return decode_base64(parts[0])
+
+    def encoded_images(self, limit: int) -> list[str]:
+        """The base64 texts of comma-separated images (match, update); ``limit`` is for all of
+        them. Decoding is left to the caller so that match can skip a bad image."""
+        raw = self.text("image", "images")
+        if len(raw) >= limit:
+            raise FaceError(216202, f"encoded images must be smaller than {limit} bytes")
+        # A data: header carries a comma of its own; base64 never contains ':' or ';'.
+        parts = _DATA_URL.sub("", raw).split(",")
+        if len(parts) > MAX_IMAGES:
+            raise FaceError(216103, f"more than {MAX_IMAGES} images")
+        return parts
+
+
+def check_id(value: str, max_bytes: int, name: str, code: int = 216100) -> str:
+    if not value or len(value.encode()) > max_bytes or not ID_PATTERN.match(value):
+        raise FaceError(code, f"{name} must be 1-{max_bytes} letters, digits or underscores")
+    return value
+
+
+def decode_base64(text: str) -> bytes:
+    """Base64 -> bytes. Tolerates whitespace, missing padding, the URL-safe alphabet, and '+'
+    that a careless client sent un-encoded in a form (it arrives as a space)."""
+    text = _WHITESPACE.sub("", text.strip().replace(" ", "+")).translate(_URLSAFE)
+    if not text:
+        raise FaceError(216200, "image is empty")
+    text = text.rstrip("=")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise FaceError(216200, "image is not valid base64") from None

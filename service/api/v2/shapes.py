@@ -1,0 +1,68 @@
+"""v2's answer shapes of a face (spec §1.3.3) and of liveness scores (§1.4.3): Baidu's field
+names, codes and units, from the pipeline's measurements."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from service.api.landmarks import baidu_landmark4, baidu_landmark72
+from workers.attributes import Smile
+from workers.pipeline import Face
+
+# §1.3.3 expression: 0 no smile, 1 smile, 2 laugh.
+EXPRESSION_CODES = {Smile.NONE: 0, Smile.SMILE: 1, Smile.LAUGH: 2}
+
+
+def describe_face(face: Face, fields: set[str]) -> dict:
+    """Baidu's face object with the fields asked for that a model here really measures; each
+    attribute's head runs only when its field is asked for (README: "Face attributes").
+    Baidu's pose signs are the pipeline's (``workers.attributes.Pose``): yaw > 0 nose to the
+    image's right, pitch > 0 looking down, roll > 0 clockwise."""
+    left, top, width, height = face.detection.box
+    # A face cut by the photo's edge is boxed within the photo (Baidu's fields are uint32).
+    image_height, image_width = face.image.shape[:2]
+    right, bottom = min(float(image_width), left + width), min(float(image_height), top + height)
+    left, top = max(0.0, left), max(0.0, top)
+    pose = face.pose
+    shaped = {
+        "location": {
+            "left": round(left),
+            "top": round(top),
+            "width": max(0, round(right - left)),
+            "height": max(0, round(bottom - top)),
+        },
+        "face_probability": round(min(1.0, face.detection.score), 6),
+        "rotation_angle": round(pose.roll),
+        "yaw": round(pose.yaw, 6),
+        "pitch": round(pose.pitch, 6),
+        "roll": round(pose.roll, 6),
+    }
+    if "age" in fields:
+        shaped["age"] = round(face.age, 1)
+    if "expression" in fields:
+        shaped["expression"] = EXPRESSION_CODES[face.expression.kind]
+        shaped["expression_probability"] = round(face.expression.probability, 6)
+    if "gender" in fields:
+        shaped["gender"] = face.gender.label
+        shaped["gender_probability"] = round(face.gender.probability, 6)
+    if "landmark" in fields:  # §1.3.3: landmark72 comes with landmark
+        shaped["landmark"] = pixel_points(baidu_landmark4(face.detection.landmarks))
+        shaped["landmark72"] = pixel_points(baidu_landmark72(face.landmarks68))
+    if fields & {"qualities", "quality"}:  # the request list says quality, the answer qualities
+        quality = face.quality
+        shaped["qualities"] = {
+            "blur": round(quality.blur, 6),
+            "illumination": quality.illumination,
+            "completeness": quality.completeness,
+        }
+    return shaped
+
+
+def pixel_points(points: Iterable[tuple[float, float]]) -> list[dict]:
+    """Points as Baidu's uint32 {x, y} objects."""
+    return [{"x": max(0, round(x)), "y": max(0, round(y))} for x, y in points]
+
+
+def liveness_info(scores: list[Optional[float]]) -> list[dict]:
+    """Baidu's ``ext_info`` for faceliveness: one string of comma-joined per-image scores, "0"
+    where an image was not scored (spec §1.4.3: "0,0.9999" = first image not checked)."""
+    return [{"faceliveness": ",".join("0" if score is None else f"{score:.6f}" for score in scores)}]

@@ -1,0 +1,40 @@
+"""This process's vector search: every group's FAISS index in memory (index/local.py), loaded
+from the newest snapshot or from Redis, then following the change stream."""
+from __future__ import annotations
+
+import logging
+
+from config.defaults import Settings
+from index.group_index import set_threads
+from index.local import LocalIndexes
+from index.registry import IndexRegistry
+from index.snapshot import SnapshotStore
+from index.sync import IndexSync
+from service.store.changes import RedisChangeSource, library_id, load_all_faces
+from service.store.faces import FaceStore
+
+log = logging.getLogger(__name__)
+
+
+def start_local_indexes(store: FaceStore, model_id: str, dim: int, settings: Settings) -> LocalIndexes:
+    """Load the newest index snapshot, or else every face from Redis, then follow the change
+    stream from the position the snapshot includes (from where the load began), so that
+    writes made since are replayed rather than lost."""
+    set_threads(settings.index.threads)
+    source = RedisChangeSource(store, model_id)
+    snapshots = SnapshotStore(settings.snapshot_dir, model_id, library_id(store.redis))
+    snapshot = snapshots.load(settings.index.approx_from, source.holds_after)
+    if snapshot:
+        registry, position = snapshot.registry, snapshot.position
+    else:
+        registry, position = IndexRegistry(dim, settings.index.approx_from), source.head()
+        load_all_faces(store, registry, model_id)
+    sync = IndexSync(
+        registry, source, position, snapshots, settings.index.snapshot_seconds, position if snapshot else None
+    )
+    replayed = sync.catch_up()
+    sync.start()
+    faces = sum(registry.size(app, group) for app, group in registry.groups())
+    origin = f"snapshot at {position} + {replayed} changes" if snapshot else "Redis"
+    log.info("indexes loaded from %s: %d faces in %d groups", origin, faces, len(registry.groups()))
+    return LocalIndexes(registry, sync)
