@@ -41,7 +41,7 @@ from service.auth.credentials import Auth
 from service.library.face_library import NewFace
 from service.library.offline import offline_library
 from service.store.redis_server import EmbeddedRedis, connect
-from tests.live import start_gunicorn, stop_gunicorn
+from service.ops.local_server import start_gunicorn, stop_gunicorn
 
 log = logging.getLogger(__name__)
 GROUP = "bench"

@@ -2,43 +2,15 @@
 speaks Baidu's form-encoded protocol. Each test starts with an empty Redis."""
 from __future__ import annotations
 
-import base64
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from config.defaults import Quotas, load_settings
 from service.app import create_app
 from service.store.redis_server import EmbeddedRedis, connect
-from tests.live import TALLY, LiveServer, start_live_server, stop_live_server
 from service.inference import load_pipeline
+from tests.helpers import ROOT, BaiduClient
+from tests.live import TALLY, LiveServer, start_live_server, stop_live_server
 from workers.pipeline import Pipeline
-
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
-SMOKE = DATA / "faces-smoke"
-LFW = DATA / "lfw"
-
-
-def photo(relative: str) -> bytes:
-    """Bytes of a photo under ../shared/data/faces-smoke (e.g. "images/person01/img1.jpg")."""
-    return (SMOKE / relative).read_bytes()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def smoke_identities() -> dict[str, list[str]]:
-    """person -> photo paths relative to faces-smoke, skipping the WebP that is named .jpg."""
-    people: dict[str, list[str]] = {}
-    for line in (SMOKE / "identities.tsv").read_text().splitlines()[1:]:
-        person, _, files = line.split("\t")
-        paths = [f"images/{person}/{name}" for name in files.split(",")]
-        people[person] = [p for p in paths if not (SMOKE / p).read_bytes().startswith(b"RIFF")]
-    return people
-
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
@@ -91,30 +63,6 @@ def app(settings, pipeline, redis_client):
 @pytest.fixture
 def services(app):
     return app.extensions["facesvc"]
-
-
-class BaiduClient:
-    """Calls facesvc the way Baidu's HTTP clients do: form-encoded POST, token in the URL."""
-
-    def __init__(self, client, token: str) -> None:
-        self.client = client
-        self.token = token
-
-    def call(self, path: str, method: str = "POST", **params: Any) -> dict:
-        url = f"/rest/2.0/face/v2/{path}"
-        if method == "GET":
-            response = self.client.get(url, query_string={"access_token": self.token, **params})
-        else:
-            response = self.client.post(url, query_string={"access_token": self.token}, data=params)
-        assert response.status_code == 200, response.data[:300]
-        return response.get_json()
-
-
-def client_of(app, keys=None) -> BaiduClient:
-    """A BaiduClient of ``app`` with a token of ``keys`` (a new app's when None)."""
-    auth = app.extensions["facesvc"].auth
-    keys = keys or auth.create_keys()
-    return BaiduClient(app.test_client(), auth.issue_token(keys.api_key, keys.secret_key)["access_token"])
 
 
 @pytest.fixture

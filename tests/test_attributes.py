@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import LFW, b64, photo
+from tests.helpers import LFW, b64, photo
 from workers.align import ARCFACE_TEMPLATE
 from workers.attributes import Face, Smile, expression_of, smile_probability
 from workers.crops import DLIB_TEMPLATE, dlib_chip, fit_region

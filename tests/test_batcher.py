@@ -10,7 +10,7 @@ import pytest
 
 from config.defaults import Models, load_settings
 from service.app import create_app
-from tests.conftest import ROOT, BaiduClient, b64, client_of, photo, smoke_identities
+from tests.helpers import ROOT, BaiduClient, b64, client_of, photo, smoke_identities
 from workers.batcher import Batcher, _Request
 from workers.detector import Detector
 from service.inference import load_pipeline

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import ROOT, SMOKE, smoke_identities
+from tests.helpers import ROOT, SMOKE, smoke_identities
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODULES = ROOT / "var" / "e2e" / "node_modules"

@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.errors import ERRORS
-from tests.conftest import b64, photo
+from tests.helpers import assert_error, b64, photo
 
 PORTRAIT = "images/person01/img11.jpg"  # 600x800, one face, 56 KB
 SMALL_PORTRAIT = "images/person05/img62.jpg"  # 23 KB: small enough for a query string
@@ -23,9 +22,6 @@ TINY_GIF = (
 )
 
 
-def assert_error(answer: dict, code: int) -> None:
-    assert answer == {"error_code": code, "error_msg": ERRORS[code], "log_id": answer["log_id"]}
-    assert isinstance(answer["log_id"], int) and answer["log_id"] >= 0
 
 
 def image_size(relative: str) -> tuple[int, int]:

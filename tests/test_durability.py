@@ -16,8 +16,8 @@ from service.auth.credentials import Auth
 from service.library.check import check_library
 from service.store.faces import FaceStore
 from service.store.redis_server import EmbeddedRedis, connect
-from tests.conftest import ROOT, BaiduClient, b64, photo
-from tests.live import start_gunicorn
+from tests.helpers import ROOT, BaiduClient, b64, photo
+from service.ops.local_server import start_gunicorn
 
 PROBE = "images/person01/img5.jpg"
 PHOTOS = ["images/person01/img11.jpg", "images/person02/img12.jpg", "images/person05/img62.jpg"]

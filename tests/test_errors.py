@@ -11,7 +11,7 @@ import redis
 
 from service.errors import ERRORS
 from service.library.face_library import Library
-from tests.conftest import ROOT, BaiduClient, b64, client_of, photo
+from tests.helpers import ROOT, BaiduClient, b64, client_of, photo
 from tests.forged_images import plain, png_header
 
 FACE = "images/person05/img62.jpg"

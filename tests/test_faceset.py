@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import cv2
-import numpy as np
 import pytest
 
 from service.library.check import check_library
-from service.errors import ERRORS
-from tests.conftest import BaiduClient, b64, photo
+from tests.helpers import BaiduClient, assert_error, assert_ok, b64, grey_png, photo
 
 # Small photos (20-60 kB) of five different people: registering one costs ~50 ms.
 PERSON05 = "images/person05/img62.jpg"
@@ -27,22 +24,10 @@ def image(relative: str) -> str:
     return b64(photo(relative))
 
 
-def grey_png() -> bytes:
-    """A valid image without a face."""
-    ok, data = cv2.imencode(".png", np.full((200, 300, 3), 128, np.uint8))
-    assert ok
-    return data.tobytes()
 
 
-def assert_ok(answer: dict) -> None:
-    """A write succeeded: Baidu answers nothing but the log_id (§1.7.3)."""
-    assert answer == {"log_id": answer.get("log_id")}, answer
-    assert type(answer["log_id"]) is int and 0 <= answer["log_id"] < 2**64
 
 
-def assert_error(answer: dict, code: int) -> None:
-    assert answer == {"error_code": code, "error_msg": ERRORS[code], "log_id": answer.get("log_id")}, answer
-    assert type(answer["log_id"]) is int
 
 
 def assert_consistent(services) -> None:

@@ -32,7 +32,7 @@ from service.errors import ERRORS
 from service.api.blueprints import API_VERSIONS
 from service.api.openapi import endpoints
 from service.store.redis_server import connect
-from tests.conftest import ROOT, b64, photo
+from tests.helpers import ROOT, b64, photo
 from tests.forged_images import (
     bmp_header,
     jpeg_header,

@@ -10,9 +10,7 @@ import pytest
 from config.defaults import load_settings
 from service.app import create_app
 from service.library.check import check_library
-from service.errors import ERRORS
-from tests.conftest import ROOT, BaiduClient, b64, photo, smoke_identities
-from tests.test_faceset import assert_ok, grey_png
+from tests.helpers import BaiduClient, ROOT, assert_error, assert_ok, b64, grey_png, photo, smoke_identities
 
 ACCEPT = 80.0
 PEOPLE = smoke_identities()
@@ -33,8 +31,6 @@ def image(relative: str) -> str:
     return b64(photo(relative))
 
 
-def assert_error(answer: dict, code: int) -> None:
-    assert answer == {"error_code": code, "error_msg": ERRORS[code], "log_id": answer.get("log_id")}, answer
 
 
 def add(api, uid: str, group: str, relative: str, info: str = "info") -> None:
@@ -138,6 +134,25 @@ def test_a_registered_user_is_found_by_the_next_identify_of_the_same_process(api
 
 
 # -- verify ---------------------------------------------------------------------------------------
+
+
+def test_every_v2_endpoint_answers_under_its_v1_url_too(app, token):
+    """The spec documents v2 as v1-compatible, and its own authentication example calls v1."""
+    client = app.test_client()
+
+    def v1(path: str, **params) -> dict:
+        return client.post(f"/rest/2.0/face/v1/{path}", query_string={"access_token": token}, data=params).get_json()
+
+    photo_one = image(PEOPLE[KNOWN[0]][0])
+    assert_ok(v1("faceset/user/add", uid="u1", user_info="one", group_id="g1", image=photo_one))
+    found = v1("identify", group_id="g1", image=image(PEOPLE[KNOWN[0]][1]))
+    assert found["result"][0]["uid"] == "u1"
+    assert v1("verify", uid="u1", group_id="g1", image=photo_one)["result"][0] > ACCEPT
+    assert v1("faceset/group/getlist")["result"] == ["g1"]
+    assert_ok(v1("faceset/group/adduser", uid="u1", src_group_id="g1", group_id="g2"))
+    assert v1("faceset/user/get", uid="u1")["result_num"] == 2
+    assert_ok(v1("faceset/user/delete", uid="u1"))
+    assert_error(v1("faceset/user/get", uid="u1"), 216611)
 
 
 def test_verify_scores_the_right_user_at_80_or_more_and_another_below_80(api):

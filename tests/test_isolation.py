@@ -10,7 +10,7 @@ import pytest
 from service.store import keys
 from service.library.check import check_library
 from service.errors import ERRORS
-from tests.conftest import BaiduClient, b64, client_of, photo
+from tests.helpers import BaiduClient, b64, client_of, photo
 
 ANNA = ["images/person01/img11.jpg", "images/person01/img5.jpg", "images/person01/img6.jpg"]
 BORIS = ["images/person02/img12.jpg", "images/person02/img55.jpg"]

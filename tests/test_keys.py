@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from service.ops import cli
-from tests.conftest import b64, photo
+from tests.helpers import b64, photo
 
 DETECT = "/rest/2.0/face/v2/detect"
 IMAGE = "images/person05/img62.jpg"

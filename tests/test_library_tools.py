@@ -13,7 +13,7 @@ import pytest
 from service.ops import cli
 from service.app import create_app
 from service.library.check import check_library
-from tests.conftest import SMOKE, BaiduClient, b64, photo, smoke_identities
+from tests.helpers import SMOKE, BaiduClient, b64, photo, smoke_identities
 
 
 def wait_for_users(api: BaiduClient, group: str, count: int, seconds: float = 10) -> None:

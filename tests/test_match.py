@@ -5,17 +5,14 @@ import cv2
 import numpy as np
 import pytest
 
-from service.errors import ERRORS
 from service.api.scores import ScoreMap
-from tests.conftest import SMOKE, b64, photo
+from tests.helpers import SMOKE, assert_error, b64, photo
 
 SAME_A, SAME_B = "images/person01/img11.jpg", "images/person01/img5.jpg"
 OTHER = "images/person05/img16.jpg"
 ACCEPT = 80.0
 
 
-def assert_error(answer: dict, code: int) -> None:
-    assert answer == {"error_code": code, "error_msg": ERRORS[code], "log_id": answer["log_id"]}
 
 
 def faceless_jpeg() -> bytes:

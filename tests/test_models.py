@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import photo
+from tests.helpers import photo
 from workers.graphs import any_size_input
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
 from workers.pipeline import BATCHED, open_model

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,10 +15,14 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.api import scores
+from service.api.scores import ScoreMap
+from service.app import create_app
 from service.auth.credentials import Auth
+from service.ops.local_server import free_port
 from service.ops.logs import JsonFormatter
 from service.store.redis_server import connect
-from tests.conftest import ROOT, b64, photo
+from tests.helpers import ROOT, b64, photo
 
 DETECT = "/rest/2.0/face/v2/detect"
 PHOTO = "images/person01/img11.jpg"
@@ -56,6 +59,20 @@ def test_not_ready_when_the_index_no_longer_follows_the_stream(app, services):
     services.indexes.sync.stop()
     response = app.test_client().get("/ready")
     assert response.status_code == 503 and response.get_json()["checks"]["indexes"] is False
+
+
+def test_a_model_without_score_calibration_stops_the_start_not_the_first_identify(settings, pipeline, tmp_path, monkeypatch):
+    """The calibration is looked up while the app is built: a missing one is a start-up error,
+    never a 216401 on the first identify."""
+    empty = tmp_path / "calibration.json"
+    empty.write_text("{}")
+    monkeypatch.setattr(scores, "CALIBRATION_FILE", empty)
+    ScoreMap.for_model.cache_clear()
+    try:
+        with pytest.raises(KeyError, match="no score calibration"):
+            create_app(settings, pipeline=pipeline)
+    finally:
+        ScoreMap.for_model.cache_clear()
 
 
 def test_metrics_count_requests_per_endpoint_and_error_code(app, api, services):
@@ -122,12 +139,6 @@ def test_json_access_lines_carry_the_request_and_never_a_secret_token_or_image(a
     ]
     assert all(a["app"] == app_keys.app_id for a in access[1:])
     assert all(isinstance(a["log_id"], int) and a["latency_ms"] >= 0 and a["status"] == 200 for a in access)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from config.defaults import load_settings
 from service.errors import ERRORS
-from tests.conftest import BaiduClient, client_of
+from tests.helpers import BaiduClient, client_of
 
 GETLIST = "faceset/group/getlist"
 

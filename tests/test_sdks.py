@@ -23,9 +23,10 @@ from service.errors import ERRORS
 from service.api.v2.schema import ANSWERS
 from service.auth.credentials import AppKeys
 from service.store.redis_server import connect
-from tests.conftest import photo
+from tests.helpers import photo
 from tests.forged_images import plain
-from tests.live import LiveServer, free_port
+from service.ops.local_server import free_port
+from tests.live import LiveServer
 from tests.sdks import BAIDU, PYTHON_SDKS, NodeSdk, Photo, PythonSdk
 
 Check = Callable[[Any], None]

@@ -20,7 +20,7 @@ from requests.structures import CaseInsensitiveDict
 
 from service.auth import signature
 from service.errors import ERRORS
-from tests.conftest import b64, photo
+from tests.helpers import b64, photo
 from tests.sdks import PythonSdk
 
 GETLIST = "/rest/2.0/face/v2/faceset/group/getlist"

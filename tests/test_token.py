@@ -7,8 +7,7 @@ import time
 import pytest
 
 from service.store import keys
-from service.errors import ERRORS
-from tests.conftest import b64, photo
+from tests.helpers import assert_error, b64, photo
 
 TOKEN_URL = "/oauth/2.0/token"
 IMAGE = "images/person05/img62.jpg"
@@ -20,8 +19,6 @@ def grant(app_keys, **overrides) -> dict:
     return values
 
 
-def assert_error(answer: dict, code: int) -> None:
-    assert answer == {"error_code": code, "error_msg": ERRORS[code], "log_id": answer["log_id"]}
 
 
 def assert_baidu_token(answer: dict, ttl: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import numpy as np
 import onnx
@@ -61,11 +61,11 @@ class PipelineOptions:
     and device of every session, micro-batching (None: GPU_BATCH_SIZE on a GPU, else off),
     and the pixel count above which an image is refused."""
 
-    profile: Literal["fused", "fast"]
+    profile: str  # a key of PROFILES
     detect_size: int
     detect_threshold: float
     threads: int
-    device: Literal["auto", "cpu", "cuda"]
+    device: str  # "auto", "cpu" or "cuda" (workers/session.py)
     batch_size: Optional[int]
     batch_wait_ms: float
     max_pixels: int

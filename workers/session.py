@@ -1,7 +1,8 @@
 """Model sessions behind one tiny interface: ``run(feed) -> outputs``.
 
 Two backends: ONNX Runtime (CUDA provider when present) and OpenCV DNN, which runs some small
-CNNs several times faster on CPU (DESIGN.md §6). Both are built once per process.
+CNNs several times faster on CPU (which runs each model: ``pipeline.BACKENDS``, measured by
+bench/attributes.py). Both are built once per process.
 """
 from __future__ import annotations
 

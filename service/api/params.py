@@ -14,10 +14,8 @@ from typing import Any, Mapping, Optional
 from flask import Request
 
 from service.errors import FaceError
+from service.library.ids import GROUP_MAX_BYTES, UID_MAX_BYTES, check_id
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
-UID_MAX_BYTES = 128
-GROUP_MAX_BYTES = 48
 # At most this many group ids or images in one request: a 20 MB body of tiny items would
 # otherwise mean a Redis script over millions of keys, or a million inferences, in one request.
 MAX_GROUP_IDS = 100
@@ -144,12 +142,6 @@ class Params:
         if len(parts) > MAX_IMAGES:
             raise FaceError(216103, f"more than {MAX_IMAGES} images")
         return parts
-
-
-def check_id(value: str, max_bytes: int, name: str, code: int = 216100) -> str:
-    if not value or len(value.encode()) > max_bytes or not ID_PATTERN.match(value):
-        raise FaceError(code, f"{name} must be 1-{max_bytes} letters, digits or underscores")
-    return value
 
 
 def decode_base64(text: str) -> bytes:

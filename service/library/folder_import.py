@@ -19,7 +19,7 @@ from tqdm import tqdm
 from service import inference
 from service.errors import FaceError
 from service.library.face_library import Library, NewFace, photo_digest
-from service.api.params import UID_MAX_BYTES, check_id
+from service.library.ids import UID_MAX_BYTES, check_id
 from workers.pipeline import Pipeline
 
 log = logging.getLogger(__name__)

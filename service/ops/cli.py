@@ -18,6 +18,7 @@ from service.store.changes import load_all_faces
 from service.library.check import check_library
 from service.store.faces import FaceStore
 from service.ops.library_commands import add_library_commands
+from service.ops.local_server import GUNICORN_CONF
 from service.ops.logs import configure_logging
 from service.store.redis_server import connect, ensure_redis, redis_for_command
 from workers.embedder import fused_model_id
@@ -25,7 +26,6 @@ from workers.models import ModelError, fetch_models, verify_models
 from workers.pipeline import PROFILES
 
 log = logging.getLogger("facesvc")
-GUNICORN_CONF = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from service.errors import FaceError
 from service.library.folder_import import FolderImport, read_user_info
 from service.library.face_library import Library
 from service.library.offline import offline_library
-from service.api.params import GROUP_MAX_BYTES, check_id
+from service.library.ids import GROUP_MAX_BYTES, check_id
 from service.inference import load_pipeline
 from service.store.faces import FaceStore
 from service.store.redis_server import redis_for_command

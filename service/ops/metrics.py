@@ -8,8 +8,10 @@ view of the indexes, which every process holds in full (each follows the change 
 the answering worker reports its own.
 
 Model time is measured here, around the pipeline's parts, so that ``workers/`` stays free of
-Prometheus. facesvc has no cross-request batcher: the batch size recorded is the number of
-crops one model call gets (the faces of one image).
+Prometheus. The batch size recorded is what one request hands a model (1 photo to the
+detector, the faces of one photo to the embedder); with micro-batching on (workers/batcher.py,
+off by default on CPU) several requests' inputs may then run in one model call, which these
+samples do not show.
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from config.defaults import Limits
 from service.api.openapi import LOG_ID, array, closed_object
-from service.api.params import GROUP_MAX_BYTES, MAX_GROUP_IDS, MAX_IMAGES, UID_MAX_BYTES, Integer
+from service.api.params import MAX_GROUP_IDS, MAX_IMAGES, Integer
+from service.library.ids import GROUP_MAX_BYTES, UID_MAX_BYTES
 from service.errors import ERRORS
 
 Schema = dict[str, Any]

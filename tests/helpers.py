@@ -1,0 +1,79 @@
+"""What the tests share besides fixtures: where the photos are, a client that speaks Baidu's
+form-encoded protocol, and the assertions on Baidu's answers."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from service.errors import ERRORS
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+SMOKE = DATA / "faces-smoke"
+LFW = DATA / "lfw"
+
+
+def photo(relative: str) -> bytes:
+    """Bytes of a photo under ../shared/data/faces-smoke (e.g. "images/person01/img1.jpg")."""
+    return (SMOKE / relative).read_bytes()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def smoke_identities() -> dict[str, list[str]]:
+    """person -> photo paths relative to faces-smoke, skipping the WebP that is named .jpg."""
+    people: dict[str, list[str]] = {}
+    for line in (SMOKE / "identities.tsv").read_text().splitlines()[1:]:
+        person, _, files = line.split("\t")
+        paths = [f"images/{person}/{name}" for name in files.split(",")]
+        people[person] = [p for p in paths if not (SMOKE / p).read_bytes().startswith(b"RIFF")]
+    return people
+
+
+class BaiduClient:
+    """Calls facesvc the way Baidu's HTTP clients do: form-encoded POST, token in the URL."""
+
+    def __init__(self, client, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    def call(self, path: str, method: str = "POST", **params: Any) -> dict:
+        url = f"/rest/2.0/face/v2/{path}"
+        if method == "GET":
+            response = self.client.get(url, query_string={"access_token": self.token, **params})
+        else:
+            response = self.client.post(url, query_string={"access_token": self.token}, data=params)
+        assert response.status_code == 200, response.data[:300]
+        return response.get_json()
+
+
+def client_of(app, keys=None) -> BaiduClient:
+    """A BaiduClient of ``app`` with a token of ``keys`` (a new app's when None)."""
+    auth = app.extensions["facesvc"].auth
+    keys = keys or auth.create_keys()
+    return BaiduClient(app.test_client(), auth.issue_token(keys.api_key, keys.secret_key)["access_token"])
+
+
+def grey_png() -> bytes:
+    """A valid image without a face."""
+    ok, data = cv2.imencode(".png", np.full((200, 300, 3), 128, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def assert_ok(answer: dict) -> None:
+    """A write succeeded: Baidu answers nothing but the log_id (§1.7.3)."""
+    assert answer == {"log_id": answer.get("log_id")}, answer
+    assert type(answer["log_id"]) is int and 0 <= answer["log_id"] < 2**64
+
+
+def assert_error(answer: dict, code: int) -> None:
+    """Baidu's v2 error object: the code, the table's message verbatim, an unsigned log_id."""
+    assert answer == {"error_code": code, "error_msg": ERRORS[code], "log_id": answer.get("log_id")}, answer
+    assert type(answer["log_id"]) is int and 0 <= answer["log_id"] < 2**64
