@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     timeout: int = 60
     # Access tokens live 30 days, as Baidu's do (§1.2.1).
     token_ttl: int = 2_592_000
+    # Longest window a bce-auth-v1 signature is accepted in, whatever expiration it claims: the
+    # SDKs sign for 1800 s (C# 1200 s), so a captured signature is a pass for at most this long.
+    signature_max_seconds: int = Field(1800, ge=60)
     # 64 hex digits sealing the stored secret keys (needed to check bce-auth-v1 signatures).
     # Empty: <data_dir>/master.key, created on first use. Nodes sharing a Redis must share it.
     master_key: Optional[str] = None

@@ -46,16 +46,23 @@ ERRORS: dict[int, str] = {
 }
 
 
-class FaceError(Exception):
-    """A Baidu error; ``detail`` says which parameter or condition, for the log."""
+# Messages the spec's examples give for one condition instead of the table's (clients match on
+# them): adduser into a group the uid is already in, §1.13.3 and every SDK chapter's example.
+ALREADY_ADDED = "already add"
 
-    def __init__(self, code: int, detail: Optional[str] = None) -> None:
+
+class FaceError(Exception):
+    """A Baidu error; ``detail`` says which parameter or condition, for the log. ``message``
+    replaces the table's only for the special cases above."""
+
+    def __init__(self, code: int, detail: Optional[str] = None, message: Optional[str] = None) -> None:
         if code not in ERRORS:
             raise KeyError(f"unknown Baidu error code {code}")
-        super().__init__(f"{code} {ERRORS[code]}" + (f": {detail}" if detail else ""))
+        super().__init__(f"{code} {message or ERRORS[code]}" + (f": {detail}" if detail else ""))
         self.code = code
         self.detail = detail
+        self._message = message
 
     @property
     def message(self) -> str:
-        return ERRORS[self.code]
+        return self._message or ERRORS[self.code]

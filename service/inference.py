@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 
@@ -58,19 +58,20 @@ def detect(pipeline: Pipeline, data: bytes, max_faces: int) -> list[Face]:
 
 @dataclass(frozen=True)
 class Probe:
-    """The largest face's embedding and, when asked for, its liveness score."""
+    """The largest face of a photo and its embedding; the face's attributes (liveness,
+    quality) run their heads only when read."""
 
+    face: Face
     vector: np.ndarray
-    liveness: Optional[float]
 
 
-def probe(pipeline: Pipeline, data: bytes, liveness: bool) -> Probe:
-    """Embed the image's largest face; score its liveness only when ``liveness``."""
+def probe(pipeline: Pipeline, data: bytes) -> Probe:
+    """Embed the image's largest face."""
     with face_errors():
         face, vector = pipeline.embed_photo(data)
-    return Probe(vector, face.liveness if liveness else None)
+    return Probe(face, vector)
 
 
 def embed_largest(pipeline: Pipeline, data: bytes) -> np.ndarray:
     """The embedding of the image's largest face."""
-    return probe(pipeline, data, liveness=False).vector
+    return probe(pipeline, data).vector

@@ -22,8 +22,6 @@ TINY_GIF = (
 )
 
 
-
-
 def image_size(relative: str) -> tuple[int, int]:
     height, width = cv2.imdecode(np.frombuffer(photo(relative), np.uint8), cv2.IMREAD_COLOR).shape[:2]
     return width, height
@@ -117,9 +115,20 @@ def test_detect_returns_several_faces_of_a_crowd_at_most_max_face_num(api, max_f
     assert areas == sorted(areas, reverse=True)
 
 
-@pytest.mark.parametrize("max_face_num", ["0", "11", "abc", "-1", "2.5"])
-def test_detect_refuses_max_face_num_outside_1_to_10_with_216100(api, max_face_num):
+@pytest.mark.parametrize("max_face_num", ["abc", "-1", "2.5", "+3"])
+def test_detect_refuses_a_max_face_num_that_is_no_unsigned_integer_with_216100(api, max_face_num):
     assert_error(api.call("detect", image=b64(photo(PORTRAIT)), max_face_num=max_face_num), 216100)
+
+
+@pytest.mark.parametrize("max_face_num", ["11", "50", "9" * 40])
+def test_detect_with_max_face_num_above_10_answers_at_most_10_faces(api, max_face_num):
+    """Baidu's limit says what is returned (at most 10 faces), so a larger value counts as 10."""
+    answer = api.call("detect", image=b64(photo(CROWD)), max_face_num=max_face_num)
+    assert 3 <= answer["result_num"] <= 10 and answer["result_num"] == len(answer["result"])
+
+
+def test_detect_with_max_face_num_0_answers_the_default_one_face(api):
+    assert api.call("detect", image=b64(photo(CROWD)), max_face_num=0)["result_num"] == 1
 
 
 # --- request forms ---------------------------------------------------------------------

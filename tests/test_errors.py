@@ -88,7 +88,7 @@ TRIGGERS: dict[int, Callable[[Caller], dict]] = {
     100: lambda c: c.api.client.post(f"/rest/2.0/face/v2/{GETLIST}").get_json(),
     110: lambda c: c.api.client.post(f"/rest/2.0/face/v2/{GETLIST}?access_token=24.forged").get_json(),
     111: expired_token,
-    216100: lambda c: c.call("detect", image=b64(photo(FACE)), max_face_num=99),
+    216100: lambda c: c.call("detect", image=b64(photo(FACE)), max_face_num="many"),
     216101: lambda c: c.call("detect"),
     216102: lambda c: c.call("no/such/service"),
     216103: lambda c: c.call("match", images=",".join([b64(photo(FACE))] * 11)),

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 import pytest
 
+from service.errors import ALREADY_ADDED
 from service.library.check import check_library
 from tests.helpers import BaiduClient, assert_error, assert_ok, b64, grey_png, photo
 
@@ -22,12 +23,6 @@ PERSON02_OTHER = "images/person02/img55.jpg"
 @lru_cache(maxsize=None)
 def image(relative: str) -> str:
     return b64(photo(relative))
-
-
-
-
-
-
 
 
 def assert_consistent(services) -> None:
@@ -132,14 +127,20 @@ def test_append_adds_a_second_photo_to_the_user(api, services, faces_in):
     assert_consistent(services)
 
 
-def test_replace_swaps_all_the_users_photos_in_that_group_only(api, services, faces_in):
+def test_replace_swaps_all_the_users_photos_in_the_whole_library(api, services, faces_in):
+    """§1.7.2: replace "replaces all photos of the uid in the library" with the new one, in the
+    named groups and in every other group the uid is in."""
     assert_ok(add(api, "u1", "g1,g2", PERSON05))
     assert_ok(add(api, "u1", "g1", PERSON05_OTHER))
-    assert (faces_in("g1"), faces_in("g2")) == (2, 1)
+    assert_ok(add(api, "u1", "g3", PERSON05_OTHER))
+    assert (faces_in("g1"), faces_in("g2"), faces_in("g3")) == (2, 1, 1)
     assert_ok(add(api, "u1", "g1", PERSON05, action_type="replace"))  # an existing photo: no 216616
-    assert (faces_in("g1"), faces_in("g2")) == (1, 1)
+    assert (faces_in("g1"), faces_in("g2"), faces_in("g3")) == (1, 1, 1)
     assert_ok(add(api, "u1", "g1", PERSON02, action_type="replace"))
-    assert (faces_in("g1"), faces_in("g2")) == (1, 1)
+    assert (faces_in("g1"), faces_in("g2"), faces_in("g3")) == (1, 1, 1)
+    for group in ("g2", "g3"):  # the other groups now hold the new photo, not the old ones
+        assert api.call("verify", uid="u1", group_id=group, image=image(PERSON02))["result"][0] > 99
+    assert set(groups_of(api, "u1")) == {"g1", "g2", "g3"}
     assert_consistent(services)
 
 
@@ -426,11 +427,18 @@ def test_getlist_pages_with_get_and_a_query_string(api, five_groups):
 
 @pytest.mark.parametrize(
     "paging",
-    [{"num": 1001}, {"end": 1001}, {"start": -1}, {"num": -1}, {"num": 0}, {"start": "x"}, {"num": "ten"}],
-    ids=["num-1001", "end-1001", "negative-start", "negative-num", "num-0", "start-not-a-number", "num-not-a-number"],
+    [{"start": -1}, {"num": -1}, {"start": "x"}, {"num": "ten"}],
+    ids=["negative-start", "negative-num", "start-not-a-number", "num-not-a-number"],
 )
 def test_getlist_with_a_bad_page_is_an_invalid_param(api, paging):
     assert_error(api.call("faceset/group/getlist", **paging), 216100)
+
+
+@pytest.mark.parametrize("size_name", ["num", "end"])
+def test_getlist_page_sizes_above_1000_count_as_1000_and_0_as_the_default(api, five_groups, size_name):
+    """§1.11.2 says at most 1000 are returned: a larger page is not refused."""
+    assert group_list(api, start=1, **{size_name: 1001}) == five_groups[1:]
+    assert group_list(api, start=1, **{size_name: 0}) == five_groups[1:]
 
 
 # -- group/getusers -----------------------------------------------------------------------------
@@ -472,8 +480,8 @@ def test_getusers_of_an_unknown_group_is_empty(api):
 
 @pytest.mark.parametrize(
     "params, code",
-    [({}, 216101), ({"group_id": "g1,g2"}, 216100), ({"group_id": "g-1"}, 216100), ({"group_id": "g1", "num": 1001}, 216100)],
-    ids=["no-group", "two-groups", "bad-group", "num-1001"],
+    [({}, 216101), ({"group_id": "g1,g2"}, 216100), ({"group_id": "g-1"}, 216100), ({"group_id": "g1", "num": -1}, 216100)],
+    ids=["no-group", "two-groups", "bad-group", "num-negative"],
 )
 def test_getusers_with_bad_parameters_is_refused(api, params, code):
     assert_error(api.call("faceset/group/getusers", **params), code)
@@ -508,12 +516,35 @@ def test_a_copied_user_is_found_by_identify_in_the_new_group_even_after_leaving_
 
 def test_adduser_into_a_group_the_user_is_in_already_is_refused_and_changes_nothing(api, services, faces_in):
     assert_ok(add(api, "u1", "src,dst", PERSON05))
-    assert_error(api.call("faceset/group/adduser", uid="u1", src_group_id="src", group_id="dst"), 216100)
-    assert_error(api.call("faceset/group/adduser", uid="u1", src_group_id="src", group_id="new,dst"), 216100)
-    assert_error(api.call("faceset/group/adduser", uid="u1", src_group_id="src", group_id="src"), 216100)
+    for target in ("dst", "new,dst", "src"):  # §1.13.3's example message
+        answer = api.call("faceset/group/adduser", uid="u1", src_group_id="src", group_id=target)
+        assert_error(answer, 216100, ALREADY_ADDED)
     assert set(groups_of(api, "u1")) == {"src", "dst"}
     assert group_list(api) == ["src", "dst"]
     assert (faces_in("src"), faces_in("dst"), faces_in("new")) == (1, 1, 0)
+    assert_consistent(services)
+
+
+def test_adduser_without_src_group_id_copies_from_the_uids_only_group(api, services, faces_in):
+    """The C# chapter's AddUser sends no src_group_id: the uid's one group is the source; a uid
+    in several groups must name it."""
+    assert_ok(add(api, "u1", "src", PERSON05))
+    assert_ok(api.call("faceset/group/adduser", uid="u1", group_id="dst"))
+    assert (faces_in("src"), faces_in("dst")) == (1, 1)
+    assert_error(api.call("faceset/group/adduser", uid="u1", group_id="third"), 216100)
+    assert_error(api.call("faceset/group/adduser", uid="nobody", group_id="dst"), 216611)
+    assert_consistent(services)
+
+
+def test_user_add_of_several_comma_joined_images_registers_each(api, services, faces_in):
+    """The C# chapter's User.Register(images, ...) sends several images comma-joined."""
+    images = ",".join(image(p) for p in (PERSON05, PERSON05_OTHER))
+    assert_ok(api.call("faceset/user/add", uid="u1", user_info="", group_id="g1", images=images))
+    assert faces_in("g1") == 2
+    assert_error(api.call("faceset/user/add", uid="u1", user_info="", group_id="g1", images=images), 216616)
+    faceless = ",".join([image(PERSON02), b64(grey_png())])
+    assert_error(api.call("faceset/user/add", uid="u2", user_info="", group_id="g1", images=faceless), 216402)
+    assert faces_in("g1") == 2  # nothing of the refused request was stored
     assert_consistent(services)
 
 

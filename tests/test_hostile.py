@@ -198,8 +198,14 @@ def test_hostile_uids_and_group_ids_are_refused(target, value):
 
 
 def test_the_longest_valid_ids_are_accepted(target):
+    """uids and group ids of 128 bytes (§1.5.2, §1.7.2; the SDK chapters' 48 is older)."""
     assert error_code(send(target, "faceset/user/get", {"uid": "a" * 128})) == 216611
-    assert error_code(send(target, "faceset/group/getusers", {"group_id": "g" * 48})) == 0
+    assert error_code(send(target, "faceset/group/getusers", {"group_id": "g" * 128})) == 0
+    long_group = "g" * 128
+    add = {"uid": "u128", "user_info": "", "group_id": long_group, "image": b64(FACE)}
+    assert error_code(send(target, "faceset/user/add", add)) == 0
+    answer = send(target, "identify", {"group_id": long_group, "image": b64(FACE)})
+    assert answer["result"][0]["group_id"] == long_group
 
 
 @pytest.mark.parametrize("info", ["x" * 2**20, "ü" * 129], ids=["1MB", "258-bytes-in-129-chars"])

@@ -31,8 +31,6 @@ def image(relative: str) -> str:
     return b64(photo(relative))
 
 
-
-
 def add(api, uid: str, group: str, relative: str, info: str = "info") -> None:
     assert_ok(api.call("faceset/user/add", uid=uid, user_info=info, group_id=group, image=image(relative)))
 
@@ -155,6 +153,43 @@ def test_every_v2_endpoint_answers_under_its_v1_url_too(app, token):
     assert_error(v1("faceset/user/get", uid="u1"), 216611)
 
 
+def test_identify_of_several_comma_joined_images_pools_them_per_user(api):
+    """The C# chapter sends identify's images comma-joined: photos of one person."""
+    add(api, "p05", "g1", PERSON05[0])
+    add(api, "p02", "g1", PERSON02[0])
+    images = ",".join(image(p) for p in (PERSON05[1], PERSON05_SECOND))
+    answer = api.call("identify", group_id="g1", images=images, face_top_num=2, ext_fields="faceliveness")
+    top = answer["result"][0]
+    assert top["uid"] == "p05" and len(top["scores"]) == 2 and top["scores"] == sorted(top["scores"], reverse=True)
+    single = [identify(api, "g1", p, face_top_num=1)[0]["scores"][0] for p in (PERSON05[1], PERSON05_SECOND)]
+    assert top["scores"] == sorted(single, reverse=True)
+    assert len(answer["ext_info"][0]["faceliveness"].split(",")) == 2
+
+
+def test_identify_reads_csharps_misspelt_fcae_top_num_and_trims_parameter_names(api):
+    add(api, "p05", "g1", PERSON05[0])
+    add(api, "p05", "g1", PERSON05_SECOND)
+    assert len(api.call("identify", group_id="g1", image=image(PERSON05[1]), fcae_top_num=2)["result"][0]["scores"]) == 2
+    answer = api.call("verify", uid="p05", group_id="g1", image=image(PERSON05[1]), **{" top_num": 2})
+    assert answer["result_num"] == 2  # the Java chapter's example writes " top_num"
+
+
+def test_verify_without_group_id_searches_every_group_of_the_uid(api):
+    """The C# chapter's User.Verify(images, uid, top) sends no group_id."""
+    add(api, "p05", "g1", PERSON05[0])
+    add(api, "p05", "g2", PERSON05_SECOND)
+    scores = api.call("verify", uid="p05", image=image(PERSON05[1]), top_num=5)["result"]
+    assert len(scores) == 2 and min(scores) > ACCEPT
+    assert_error(api.call("verify", uid="nobody", image=image(PERSON05[1])), 216611)
+
+
+def test_verify_of_several_images_scores_each_against_every_face(api):
+    add(api, "p05", "g1", PERSON05[0])
+    images = ",".join(image(p) for p in (PERSON05[1], PERSON05_SECOND))
+    scores = api.call("verify", uid="p05", group_id="g1", images=images, top_num=5)["result"]
+    assert len(scores) == 2 and scores == sorted(scores, reverse=True) and min(scores) > ACCEPT
+
+
 def test_verify_scores_the_right_user_at_80_or_more_and_another_below_80(api):
     add(api, "p01", "g1", PERSON01[0])
     add(api, "p05", "g1", PERSON05[0])
@@ -230,6 +265,19 @@ def test_user_top_num_3_answers_three_distinct_users_best_first(api):
     assert len(identify(api, "g1", PERSON05[1], user_top_num=5)) == 4  # the group has four users
 
 
+def test_counts_above_their_maximum_count_as_the_maximum_and_0_as_the_default(api):
+    """§1.5.2: at most 5 users; a larger user_top_num or top_num is answered, not refused."""
+    for uid, (registered, _) in {"p05": PERSON05, "p02": PERSON02, "p03": PERSON03, "p01": PERSON01}.items():
+        add(api, uid, "g1", registered)
+    for person in ("person06", "person07"):
+        add(api, person, "g1", PEOPLE[person][0])
+    assert len(identify(api, "g1", PERSON05[1], user_top_num=6)) == 5
+    assert len(identify(api, "g1", PERSON05[1], user_top_num=0)) == 1
+    assert len(identify(api, "g1", PERSON05[1], face_top_num=0)[0]["scores"]) == 1
+    add(api, "p05", "g1", PERSON05_SECOND)
+    assert len(verify(api, "p05", "g1", PERSON05[1], top_num=101)) == 2
+
+
 def test_face_top_num_2_answers_a_users_two_best_face_scores_best_first(api):
     add(api, "p05", "g1", PERSON05[0])
     add(api, "p05", "g1", PERSON05_SECOND)
@@ -262,8 +310,8 @@ def test_identify_of_a_photo_without_a_face_is_face_not_found(api):
 
 @pytest.mark.parametrize(
     "options, code",
-    [({"user_top_num": -1}, 216100), ({"user_top_num": 6}, 216100), ({"face_top_num": 0}, 216100), ({"group_id": "g-1"}, 216100), ({"group_id": ""}, 216101), ({"image": ""}, 216101)],
-    ids=["user-top-negative", "user-top-6", "face-top-0", "bad-group", "no-group", "no-image"],
+    [({"user_top_num": -1}, 216100), ({"face_top_num": "x"}, 216100), ({"group_id": "g-1"}, 216100), ({"group_id": ""}, 216101), ({"image": ""}, 216200)],
+    ids=["user-top-negative", "face-top-not-a-number", "bad-group", "no-group", "empty-image"],
 )
 def test_identify_with_bad_parameters_is_refused(api, options, code):
     add(api, "p05", "g1", PERSON05[0])

@@ -1,6 +1,8 @@
 """match (spec §1.4): pairwise scores, skipped images, and accuracy at the threshold of 80."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -11,8 +13,6 @@ from tests.helpers import SMOKE, assert_error, b64, photo
 SAME_A, SAME_B = "images/person01/img11.jpg", "images/person01/img5.jpg"
 OTHER = "images/person05/img16.jpg"
 ACCEPT = 80.0
-
-
 
 
 def faceless_jpeg() -> bytes:
@@ -83,6 +83,28 @@ def test_an_image_without_a_usable_face_in_the_middle_is_skipped(api, middle):
     (pair,) = answer["result"]
     assert (pair["index_i"], pair["index_j"]) == (0, 2)
     assert pair["score"] >= ACCEPT
+
+
+def test_match_with_ext_fields_qualities_answers_each_images_qualities(api):
+    """§1.4.3: ext_info qualities, with the measures detect makes; null for a skipped image."""
+    images = ",".join(b64(x) for x in (photo(SAME_A), faceless_jpeg(), photo(SAME_B)))
+    answer = api.call("match", images=images, ext_fields="qualities")
+    (info,) = answer["ext_info"]
+    qualities = json.loads(info["qualities"])
+    assert len(qualities) == 3 and qualities[1] is None
+    for quality in (qualities[0], qualities[2]):
+        assert set(quality) == {"blur", "illumination", "completeness"}
+        assert 0 <= quality["blur"] <= 1 and 0 <= quality["illumination"] <= 255 and quality["completeness"] in (0, 1)
+    detected = api.call("detect", image=b64(photo(SAME_A)), face_fields="qualities")["result"][0]["qualities"]
+    assert qualities[0] == detected
+    assert "faceliveness" not in info
+
+
+def test_match_with_qualities_and_liveness_answers_both_in_one_ext_info(api):
+    images = ",".join(b64(photo(x)) for x in (SAME_A, SAME_B))
+    answer = api.call("match", images=images, ext_fields="qualities", image_liveness=",faceliveness")
+    (info,) = answer["ext_info"]
+    assert info["faceliveness"].startswith("0,") and len(json.loads(info["qualities"])) == 2
 
 
 def test_an_undecodable_base64_image_is_skipped(api):

@@ -19,8 +19,6 @@ def grant(app_keys, **overrides) -> dict:
     return values
 
 
-
-
 def assert_baidu_token(answer: dict, ttl: int) -> None:
     assert set(answer) == {"access_token", "expires_in", "scope", "refresh_token", "session_key", "session_secret"}
     assert answer["expires_in"] == ttl == 2592000

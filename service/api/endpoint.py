@@ -58,8 +58,8 @@ class ApiVersion:
     ``success(result)`` and ``failure(error)`` build the JSON object of an answer; every answer
     of the version's endpoints, errors raised anywhere below included, goes through them.
     ``integers(limits)`` are the ranges ``Params.integer`` enforces, ``schemas(limits)`` every
-    parameter's JSON schema, ``answers`` the answer schemas by name; ``operations`` fills as
-    route modules register endpoints."""
+    parameter's JSON schema, ``answers`` the answer schemas by name, ``aliases`` other names
+    clients send for a parameter; ``operations`` fills as route modules register endpoints."""
 
     name: str
     prefixes: tuple[str, ...]
@@ -68,6 +68,7 @@ class ApiVersion:
     integers: Callable[[Limits], Mapping[str, Integer]]
     schemas: Callable[[Limits], dict[str, dict[str, Any]]]
     answers: dict[str, dict[str, Any]]
+    aliases: Mapping[str, str] = field(default_factory=dict)
     operations: list[Operation] = field(default_factory=list)
 
     def serves(self, path: str) -> bool:
@@ -84,7 +85,7 @@ class ApiVersion:
             def view():
                 g.app_id = authenticate()
                 services().quota.admit(g.app_id)
-                params = Params.from_request(request, self.integers(services().settings.limits))
+                params = Params.from_request(request, self.integers(services().settings.limits), self.aliases)
                 return jsonify(self.success(handler(params)))
 
             for number, prefix in enumerate(self.prefixes):
@@ -101,12 +102,14 @@ def authenticate() -> str:
     SDKs send instead when a token's scope lacks brain_all_scope."""
     auth = services().auth
     header = request.headers.get("authorization")
-    if header and signature.BODY_DIGEST in header.lower():
-        request.get_data()  # cache the body now: reading the form below would consume it unsaved
-    token = request.args.get("access_token") or request.form.get("access_token")
+    token = request.args.get("access_token")
     if not token and header:
-        query = request.query_string.decode("latin-1")
-        return auth.app_for_signature(header, request.method, request.path, query, request.headers, request.get_data)
+        body = request.get_data()  # cached before the form is read: the replay check needs it
+        token = request.form.get("access_token")
+        if not token:
+            query = request.query_string.decode("latin-1")
+            return auth.app_for_signature(header, request.method, request.path, query, request.headers, body)
+    token = token or request.form.get("access_token")
     # The Node SDK appends "?aipSdk=node" to a URL that already ends in its token, so the
     # token arrives as "<token>?aipSdk=node"; a token never contains "?".
     return auth.app_for_token(token.split("?", 1)[0] if token else token)

@@ -27,16 +27,29 @@ _WHITESPACE = re.compile(r"\s+")
 
 @dataclass(frozen=True)
 class Integer:
-    """An integer parameter's accepted range and its default when absent."""
+    """A count or offset parameter: its default when absent, and its documented maximum.
 
-    low: int
+    Baidu's limits describe what is returned ("at most 5 users"), so a larger value counts as
+    the maximum rather than being refused; 0 of a count means its default (the Python SDK's
+    own example sends user_top_num=0). Negatives and non-numbers are refused (216100)."""
+
     high: int
     default: int
+    zero_is_default: bool = True
     description: str = ""
 
     def schema(self) -> dict[str, Any]:
-        described = {"description": self.description} if self.description else {}
-        return {"type": "integer", "minimum": self.low, "maximum": self.high, **described}
+        words = [f"at most {self.high} (a larger value counts as {self.high})"]
+        if self.zero_is_default:
+            words.append(f"0 or absent: {self.default}")
+        if self.description:
+            words.append(self.description)
+        return {"type": "integer", "minimum": 0, "description": "; ".join(words)}
+
+    def read(self, value: int) -> int:
+        if value == 0 and self.zero_is_default:
+            return self.default
+        return min(value, self.high)
 
 
 class Params:
@@ -48,8 +61,13 @@ class Params:
         self.integers = integers or {}
 
     @classmethod
-    def from_request(cls, request: Request, integers: Mapping[str, Integer]) -> "Params":
-        values: dict[str, Any] = dict(request.args.items())
+    def from_request(
+        cls, request: Request, integers: Mapping[str, Integer], aliases: Optional[Mapping[str, str]] = None
+    ) -> "Params":
+        """Query string, then the form or JSON body over it. Names are trimmed (the Java
+        chapter's own example sends " top_num"), and an alias counts as its parameter when
+        that is absent (C# 3.2.2 sends "fcae_top_num")."""
+        values: dict[str, Any] = {k.strip(): v for k, v in request.args.items()}
         if request.is_json:
             try:
                 body = request.get_json(silent=True)
@@ -57,9 +75,12 @@ class Params:
                 raise FaceError(216100, "JSON body nested too deeply") from None
             if not isinstance(body, dict):
                 raise FaceError(216100, "JSON body must be an object")
-            values.update({k: v for k, v in body.items() if v is not None})
+            values.update({k.strip(): v for k, v in body.items() if v is not None})
         else:
-            values.update(request.form.items())
+            values.update({k.strip(): v for k, v in request.form.items()})
+        for alias, name in (aliases or {}).items():
+            if alias in values and name not in values:
+                values[name] = values.pop(alias)
         return cls(values, integers)
 
     def text(self, *names: str, required: bool = True, default: Optional[str] = None) -> Optional[str]:
@@ -80,18 +101,16 @@ class Params:
         return name in self.values
 
     def integer(self, name: str) -> int:
-        """An integer in its table's range; out of range or not a number -> 216100."""
+        """A count or offset as its table says (``Integer``); not a number or negative -> 216100."""
         spec = self.integers[name]
         raw = self.text(name, required=False)
         if raw is None:
             return spec.default
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise FaceError(216100, f"{name} must be an integer") from None
-        if not spec.low <= value <= spec.high:
-            raise FaceError(216100, f"{name} must be between {spec.low} and {spec.high}")
-        return value
+        text = str(raw).strip()
+        if not (text.isascii() and text.isdigit()):
+            raise FaceError(216100, f"{name} must be an unsigned integer")
+        # Beyond 18 digits it is above every maximum (and int() of a huge string is slow).
+        return spec.read(int(text) if len(text) <= 18 else spec.high)
 
     def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
         value = self.text(name, required=False, default=default)
@@ -134,7 +153,11 @@ class Params:
     def encoded_images(self, limit: int) -> list[str]:
         """The base64 texts of comma-separated images (match, update); ``limit`` is for all of
         them. Decoding is left to the caller so that match can skip a bad image."""
-        raw = self.text("image", "images")
+        raw = self.text("image", "images", required=False)
+        if raw is None:
+            if self.present("image") or self.present("images"):
+                raise FaceError(216200, "image is empty")  # §1.15: 216200 empty image
+            raise FaceError(216101, "missing image")
         if len(raw) >= limit:
             raise FaceError(216202, f"encoded images must be smaller than {limit} bytes")
         # A data: header carries a comma of its own; base64 never contains ':' or ';'.

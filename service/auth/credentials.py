@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import time
@@ -97,14 +98,24 @@ def unseal(master: bytes, api_key: str, sealed: str) -> str:
 
 
 class Auth:
-    def __init__(self, client: redis.Redis, token_ttl: int, master_key: bytes) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        token_ttl: int,
+        master_key: bytes,
+        max_signature_seconds: int = 1800,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis = client
         self.token_ttl = token_ttl
         self.master_key = master_key
+        self.max_signature_seconds = max_signature_seconds
+        self.clock = clock
 
     @classmethod
     def from_settings(cls, client: redis.Redis, settings) -> "Auth":
-        return cls(client, settings.token_ttl, load_master_key(settings.master_key, settings.data_dir))
+        master_key = load_master_key(settings.master_key, settings.data_dir)
+        return cls(client, settings.token_ttl, master_key, settings.signature_max_seconds)
 
     def create_keys(self, app_id: Optional[str] = None) -> AppKeys:
         """A new API key pair for ``app_id`` (a new app when None)."""
@@ -191,19 +202,31 @@ class Auth:
         return app_id
 
     def app_for_signature(
-        self, header: str, method: str, path: str, query: str, headers: Mapping[str, str], body: Callable[[], bytes]
+        self, header: str, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> str:
-        """The app whose key signed this request; 110 when wrong, 111 when stale."""
+        """The app whose key signed this request; 110 when wrong or replayed, 111 when stale.
+
+        An exact replay (same authorization header and same body) is refused until the
+        signature's window ends, in Redis so that every worker and node shares it. The body
+        is part of the key: an SDK signs identical strings for different bodies sent to one
+        path within one second (the date has one-second resolution and the body is unsigned)."""
+        now = self.clock()
         try:
             auth = signature.parse_authorization(header)
             record = self.redis.hmget(keys.api_key(auth.api_key), "app_id", "sealed")
             if record[0] is None or record[1] is None:
                 raise signature.SignatureError("unknown API key")
             secret = unseal(self.master_key, auth.api_key, record[1].decode())
-            signature.verify(auth, secret, method, path, query, headers, time.time(), body)
+            verified = signature.verify(
+                auth, secret, method, path, query, headers, now, lambda: body, self.max_signature_seconds
+            )
         except signature.SignatureError as exc:
             raise FaceError(111 if exc.expired else 110, str(exc)) from None
         app_id = record[0].decode()
         if not self.redis.hexists(keys.apps(), app_id):
             raise FaceError(110, "the key's app no longer exists")
+        seen = hashlib.sha256(f"{header.strip()}\n{hashlib.sha256(body).hexdigest()}".encode()).hexdigest()
+        remember = max(1, math.ceil(verified.remember_until - now))
+        if not self.redis.set(keys.replay(seen), 1, nx=True, ex=remember):
+            raise FaceError(110, "replayed signature: this exact request was already answered")
         return app_id

@@ -122,11 +122,28 @@ class Library:
             return []
         return [g for g, n in zip(unindexed, self.store.member_counts(app, unindexed)) if n == 0]
 
-    def identify(self, app: str, groups: list[str], vector: np.ndarray, users: int, faces_per_user: int) -> list[Match]:
-        """The ``users`` most similar (group, uid) pairs, each with its best face similarities."""
+    def identify(
+        self, app: str, groups: list[str], vectors: Sequence[np.ndarray], users: int, faces_per_user: int
+    ) -> list[Match]:
+        """The ``users`` most similar (group, uid) pairs, each with its best face similarities.
+        Several probe vectors (photos of one person) pool their similarities per user."""
         empty = self.empty_groups(app, groups)
         if empty:
             raise FaceError(216618, f"group {empty[0]} has no user")
+        pooled: dict[tuple[str, str], list[float]] = {}
+        for vector in vectors:
+            for key, similarities in self._nearest_users(app, groups, vector, users, faces_per_user).items():
+                pooled.setdefault(key, []).extend(similarities)
+        ranked = [(key, sorted(similarities, reverse=True)) for key, similarities in pooled.items()]
+        best = sorted(ranked, key=lambda item: item[1][0], reverse=True)[:users]
+        infos = self.store.user_infos(app, [key for key, _ in best])
+        return [Match(g, u, info or "", sims[:faces_per_user]) for ((g, u), sims), info in zip(best, infos)]
+
+    def _nearest_users(
+        self, app: str, groups: list[str], vector: np.ndarray, users: int, faces_per_user: int
+    ) -> dict[tuple[str, str], list[float]]:
+        """At least ``users`` (group, uid) pairs near the vector (fewer when the groups hold
+        fewer), each with its faces' exact similarities, best first."""
         scored: dict[tuple[str, int], tuple[Optional[str], float]] = {}
 
         def enough(hits: Sequence[Hit]) -> bool:
@@ -136,9 +153,7 @@ class Library:
         k = max(MIN_CANDIDATES, users * faces_per_user * CANDIDATES_PER_RESULT)
         hits = self.index.search(app, groups, vector, k, enough)
         self._score(app, hits, vector, scored)  # the last round when the groups ran out
-        best = sorted(_best_per_user(hits, scored).items(), key=lambda item: item[1][0], reverse=True)[:users]
-        infos = self.store.user_infos(app, [key for key, _ in best])
-        return [Match(g, u, info or "", sims[:faces_per_user]) for ((g, u), sims), info in zip(best, infos)]
+        return _best_per_user(hits, scored)
 
     def _score(
         self, app: str, hits: Sequence[Hit], vector: np.ndarray, scored: dict[tuple[str, int], tuple[Optional[str], float]]
@@ -157,8 +172,8 @@ class Library:
             else:
                 scored[(hit.group, hit.face_id)] = (record.uid, float(record.vector @ vector.astype(np.float32)))
 
-    def verify(self, app: str, uid: str, groups: list[str], vector: np.ndarray) -> list[float]:
-        """Similarities of the probe to every face of uid in the groups, best first."""
+    def verify(self, app: str, uid: str, groups: list[str], vectors: Sequence[np.ndarray]) -> list[float]:
+        """Similarities of each probe vector to every face of uid in the groups, best first."""
         face_ids = [f for ids in self.store.face_ids(app, [(g, uid) for g in groups]) for f in ids]
         if not face_ids:
             raise FaceError(216611, f"uid {uid} not in {','.join(groups)}")
@@ -166,7 +181,7 @@ class Library:
         stored = [r.vector for r in records if r is not None and r.vector is not None and r.model == self.model_id]
         if not stored:
             raise FaceError(216611, f"uid {uid} has no face of model {self.model_id}")
-        return sorted((np.stack(stored) @ vector).tolist(), reverse=True)
+        return sorted((np.stack(stored) @ np.stack(vectors).T).ravel().tolist(), reverse=True)
 
 
 def _best_per_user(

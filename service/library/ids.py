@@ -8,7 +8,7 @@ from service.errors import FaceError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 UID_MAX_BYTES = 128
-GROUP_MAX_BYTES = 48
+GROUP_MAX_BYTES = 128  # §1.5.2, §1.7.2: 128 B (the SDK chapters' 48 is the older limit)
 
 
 def check_id(value: str, max_bytes: int, name: str, code: int = 216100) -> str:

@@ -23,7 +23,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import redis
 
-from service.errors import FaceError
+from service.errors import ALREADY_ADDED, FaceError
 from service.store import keys
 
 SCAN_BATCH = 1000
@@ -224,16 +224,18 @@ class FaceStore:
         self._write(self._leave, app, uid, groups, [keep, missing_code, len(groups), *groups])
 
     def copy_user(self, app: str, uid: str, source: str, targets: list[str]) -> None:
+        """216611 when uid is not in ``source``; 216100 "already add" when it is in a target."""
         groups = [source, *targets]
-        self._write(self._copy, app, uid, groups, [len(groups), *groups])
+        self._write(self._copy, app, uid, groups, [len(groups), *groups], {216100: ALREADY_ADDED})
 
-    def _write(self, script, app: str, uid: str, groups: list[str], args: list) -> None:
+    def _write(self, script, app: str, uid: str, groups: list[str], args: list, messages: Optional[dict[int, str]] = None) -> None:
         script_keys = [keys.groups(app), keys.user_groups(app, uid), keys.sequence(app), keys.changes()]
         for group in groups:
             script_keys += [keys.group_users(app, group), keys.user(app, group, uid), keys.user_faces(app, group, uid)]
         code = script(keys=script_keys, args=[keys.face_prefix(app), app, uid, int(time.time()), *args])
         if code:
-            raise FaceError(int(code), f"uid {uid}, groups {','.join(groups)}")
+            message = (messages or {}).get(int(code))
+            raise FaceError(int(code), f"uid {uid}, groups {','.join(groups)}", message)
 
     # -- users and groups -----------------------------------------------------------------
 

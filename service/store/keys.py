@@ -17,6 +17,12 @@ def token(digest: str) -> str:
     return f"fs:token:{digest}"
 
 
+def replay(digest: str) -> str:
+    """A signed request already answered, by the sha256 of its authorization header and body
+    (service/auth/credentials.py); expires with the signature's window."""
+    return f"fs:replay:{digest}"
+
+
 def cluster_quota() -> str:
     """Hash of request counters shared by all apps (the cluster-wide QPS quota)."""
     return "fs:quota"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g
 
 from service.api.endpoint import ApiVersion
-from service.api.v2.schema import ANSWERS, integers, schemas
+from service.api.v2.schema import ALIASES, ANSWERS, integers, schemas
 from service.errors import FaceError
 
 
@@ -27,4 +27,5 @@ API = ApiVersion(
     integers=integers,
     schemas=schemas,
     answers=ANSWERS,
+    aliases=ALIASES,
 )

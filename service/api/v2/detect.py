@@ -7,7 +7,7 @@ from service import inference
 from service.api.endpoint import services
 from service.api.params import Params, decode_base64
 from service.api.v2 import API
-from service.api.v2.shapes import describe_face, liveness_info
+from service.api.v2.shapes import describe_face, ext_info
 from service.errors import FaceError
 
 blueprint = Blueprint("v2_detect", __name__)
@@ -39,8 +39,7 @@ def match(params: Params) -> dict:
     probes, failures = {}, []
     for index, text in enumerate(encoded):
         try:
-            asked = index < len(live) and live[index]
-            probes[index] = inference.probe(svc.pipeline, decode_base64(text), asked)
+            probes[index] = inference.probe(svc.pipeline, decode_base64(text))
         except FaceError as error:
             failures.append(error)
     if len(probes) < 2:
@@ -53,6 +52,11 @@ def match(params: Params) -> dict:
         for j in indices[n + 1 :]
     ]
     answer = {"result_num": len(result), "result": result}
-    if any(live):
-        answer["ext_info"] = liveness_info([probes[i].liveness if i in probes else None for i in range(len(encoded))])
+    asked_liveness = [index < len(live) and live[index] and index in probes for index in range(len(encoded))]
+    with_quality = "qualities" in params.fields("ext_fields")
+    if any(live) or with_quality:
+        answer["ext_info"] = ext_info(
+            [probes[i].face.liveness if asked else None for i, asked in enumerate(asked_liveness)] if any(live) else None,
+            [probes[i].face.quality if i in probes else None for i in range(len(encoded))] if with_quality else None,
+        )
     return answer

@@ -26,8 +26,13 @@ def user_info(params: Params, required: bool) -> str | None:
     return info
 
 
-def new_face(data: bytes) -> NewFace:
-    return NewFace(photo_digest(data), inference.embed_largest(services().pipeline, data))
+def new_faces(params: Params) -> list[NewFace]:
+    """The request's images (one, or several comma-joined as the C# chapter sends them) as
+    faces to store; any unusable image fails the request before anything is written."""
+    svc = services()
+    encoded = params.encoded_images(svc.settings.limits.image_bytes)
+    photos = [decode_base64(text) for text in encoded]
+    return [NewFace(photo_digest(data), inference.embed_largest(svc.pipeline, data)) for data in photos]
 
 
 def page(params: Params) -> tuple[int, int]:
@@ -43,8 +48,10 @@ def add_user(params: Params) -> dict:
     info = user_info(params, required=True)
     groups = params.group_ids(too_many=216631)
     replace = params.choice("action_type", ("append", "replace"), "append") == "replace"
-    face = new_face(params.image(svc.settings.limits.image_bytes))
-    svc.library.put_faces(app_id(), uid, groups, [face], info, replace)
+    faces = new_faces(params)
+    if replace:  # §1.7.2: the new photos replace all of the uid's photos in the library
+        groups = list(dict.fromkeys(groups + svc.library.groups_of(app_id(), uid)))
+    svc.library.put_faces(app_id(), uid, groups, faces, info, replace)
     return {}
 
 
@@ -58,15 +65,14 @@ def update_user(params: Params) -> dict:
     info = user_info(params, required=False)
     groups = params.group_ids(required=False, too_many=216631)
     register = params.choice("action_type", ("append", "replace"), "append") == "replace"
-    encoded = params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
+    params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
     known = svc.library.groups_of(app_id(), uid)
     groups = groups or known
     if not register and (not known or set(groups) - set(known)):
         raise FaceError(216612, f"uid {uid} not registered in {','.join(groups) or 'any group'}")
     if not groups:
         raise FaceError(216101, "group_id is needed to register a new uid")
-    new_faces = [new_face(decode_base64(text)) for text in encoded]
-    svc.library.put_faces(app_id(), uid, groups, new_faces, info, replace=True)
+    svc.library.put_faces(app_id(), uid, groups, new_faces(params), info, replace=True)
     return {}
 
 
@@ -111,15 +117,21 @@ def list_users(params: Params) -> dict:
     return {"result_num": len(result), "result": result}
 
 
-@API.endpoint(blueprint, "/faceset/group/adduser", "Done", ("uid", "src_group_id", "group_id"), ())
+@API.endpoint(blueprint, "/faceset/group/adduser", "Done", ("uid", "group_id"), ("src_group_id",))
 def copy_user(params: Params) -> dict:
-    """Copy a user into groups (spec 1.13)"""
+    """Copy a user into groups (spec 1.13)
+
+    Without src_group_id (the C# chapter's form) the source is the uid's one group; a uid in
+    several groups must name it (216100)."""
+    library = services().library
     uid = params.uid()
-    source = params.group_ids("src_group_id")
+    source = params.group_ids("src_group_id", required=False) or library.groups_of(app_id(), uid)
     targets = params.group_ids(too_many=216631)
+    if not source:
+        raise FaceError(216611, f"uid {uid} is in no group")
     if len(source) != 1:
-        raise FaceError(216100, "src_group_id takes one group")
-    services().library.copy_user(app_id(), uid, source[0], targets)
+        raise FaceError(216100, "src_group_id takes one group (needed when the uid is in several)")
+    library.copy_user(app_id(), uid, source[0], targets)
     return {}
 
 

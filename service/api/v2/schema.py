@@ -18,20 +18,21 @@ MAX_USER_TOP = 5  # §1.5.2: at most 5 users
 MAX_FACE_TOP = 100
 MAX_PAGE = 1000  # §1.11.2: at most 1000 per page
 _GROUP = f"[A-Za-z0-9_]{{1,{GROUP_MAX_BYTES}}}"
+# Other names official SDKs send for a parameter: C# 3.2.2's identify misspells face_top_num.
+ALIASES = {"fcae_top_num": "face_top_num"}
 
 
 @lru_cache(maxsize=4)
 def integers(limits: Limits) -> dict[str, Integer]:
-    """The integer parameters: range and default."""
+    """The count and offset parameters: documented maximum and default."""
     return {
-        "max_face_num": Integer(1, limits.max_faces, 1),
-        # The Python SDK's documented example sends user_top_num=0: it means the default, 1.
-        "user_top_num": Integer(0, MAX_USER_TOP, 1, "0 means the default, 1"),
-        "face_top_num": Integer(1, MAX_FACE_TOP, 1),
-        "top_num": Integer(1, MAX_FACE_TOP, 1),
-        "start": Integer(0, 2**31, 0),
-        "num": Integer(1, MAX_PAGE, 100),
-        "end": Integer(1, MAX_PAGE, 100, "page size, as chapter 1 names it"),
+        "max_face_num": Integer(limits.max_faces, 1),
+        "user_top_num": Integer(MAX_USER_TOP, 1),
+        "face_top_num": Integer(MAX_FACE_TOP, 1),
+        "top_num": Integer(MAX_FACE_TOP, 1),
+        "start": Integer(2**31, 0, zero_is_default=False, description="offset of the page"),
+        "num": Integer(MAX_PAGE, 100),
+        "end": Integer(MAX_PAGE, 100, description="page size, as chapter 1 names it"),
     }
 
 

@@ -2,10 +2,11 @@
 names, codes and units, from the pipeline's measurements."""
 from __future__ import annotations
 
+import json
 from typing import Iterable, Optional
 
 from service.api.landmarks import baidu_landmark4, baidu_landmark72
-from workers.attributes import Smile
+from workers.attributes import Quality, Smile
 from workers.pipeline import Face
 
 # §1.3.3 expression: 0 no smile, 1 smile, 2 laugh.
@@ -48,13 +49,13 @@ def describe_face(face: Face, fields: set[str]) -> dict:
         shaped["landmark"] = pixel_points(baidu_landmark4(face.detection.landmarks))
         shaped["landmark72"] = pixel_points(baidu_landmark72(face.landmarks68))
     if fields & {"qualities", "quality"}:  # the request list says quality, the answer qualities
-        quality = face.quality
-        shaped["qualities"] = {
-            "blur": round(quality.blur, 6),
-            "illumination": quality.illumination,
-            "completeness": quality.completeness,
-        }
+        shaped["qualities"] = qualities(face.quality)
     return shaped
+
+
+def qualities(quality: Quality) -> dict:
+    """Baidu's ``qualities`` object, with the measures a model here really makes."""
+    return {"blur": round(quality.blur, 6), "illumination": quality.illumination, "completeness": quality.completeness}
 
 
 def pixel_points(points: Iterable[tuple[float, float]]) -> list[dict]:
@@ -62,7 +63,16 @@ def pixel_points(points: Iterable[tuple[float, float]]) -> list[dict]:
     return [{"x": max(0, round(x)), "y": max(0, round(y))} for x, y in points]
 
 
-def liveness_info(scores: list[Optional[float]]) -> list[dict]:
-    """Baidu's ``ext_info`` for faceliveness: one string of comma-joined per-image scores, "0"
-    where an image was not scored (spec §1.4.3: "0,0.9999" = first image not checked)."""
-    return [{"faceliveness": ",".join("0" if score is None else f"{score:.6f}" for score in scores)}]
+def ext_info(
+    liveness: Optional[list[Optional[float]]] = None, quality: Optional[list[Optional[Quality]]] = None
+) -> list[dict]:
+    """Baidu's ``ext_info`` (§1.4.3, §1.5.3): one object whose values are strings covering the
+    request's images in order. ``faceliveness``: comma-joined scores, "0" where an image was not
+    scored ("0,0.9999" = first image not checked). ``qualities``: a JSON array with each image's
+    ``qualities`` object, null where the image had no usable face."""
+    info = {}
+    if liveness is not None:
+        info["faceliveness"] = ",".join("0" if score is None else f"{score:.6f}" for score in liveness)
+    if quality is not None:
+        info["qualities"] = json.dumps([qualities(q) if q else None for q in quality], separators=(",", ":"))
+    return [info]
