@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # "text" reads well in a terminal; "json" (one object a line, with log_id, app, endpoint,
     # error_code, latency_ms as keys) is what a log collector indexes without parsing.
     log_format: Literal["text", "json"] = "text"
+    # /metrics with a series per (app, group): every tenant's app ids, group names and sizes to
+    # whoever reaches the port. Off: totals only. Turn on behind a network that only the
+    # operator's scraper reaches.
+    metrics_per_group: bool = False
     limits: Limits = Field(default_factory=Limits)
     quotas: Quotas = Field(default_factory=Quotas)
     models: Models = Field(default_factory=Models)

@@ -65,7 +65,7 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     client = connect(url)
     store = FaceStore(client)
     indexes = start_local_indexes(store, pipeline.model_id, pipeline.embedder.dim, settings)
-    metrics = Metrics(indexes.registry)
+    metrics = Metrics(indexes.registry, settings.metrics_per_group)
     instrument_pipeline(pipeline, metrics)
     app.extensions["facesvc"] = Services(
         settings=settings,

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.api import scores
 from service.api.scores import ScoreMap
 from service.app import create_app
-from service.auth.credentials import Auth
+from service.auth.credentials import AppKeys, Auth
+from service.ops import cli
+from service.ops.files import announce_first_app, loose_modes
 from service.ops.local_server import free_port
 from service.ops.logs import JsonFormatter
 from service.store.redis_server import connect
@@ -101,8 +104,25 @@ def test_metrics_time_each_model_stage_and_report_index_sizes(app, api, services
         assert found[("facesvc_model_seconds_count", (("stage", stage),))] >= 1, stage
         assert found[("facesvc_model_seconds_sum", (("stage", stage),))] > 0, stage
     assert found[("facesvc_model_batch_size_sum", (("stage", "embed"),))] >= 1
-    assert found[("facesvc_group_faces", (("app", app_keys.app_id), ("group", "staff")))] == 1
+    assert (found[("facesvc_index_faces", ())], found[("facesvc_index_groups", ())]) == (1, 1)
     assert found[("facesvc_index_vector_bytes", ())] == services.indexes.registry.dim * 4
+
+
+def test_metrics_name_no_app_or_group_unless_per_group_series_are_asked_for(app, api, app_keys, settings, pipeline):
+    """/metrics needs no token: by default it shows totals, never a tenant's ids or groups."""
+    api.call("faceset/user/add", uid="ann", user_info="Ann", group_id="secret_group", image=b64(photo(PHOTO)))
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "secret_group" not in text and app_keys.app_id not in text
+    per_group = create_app(settings.model_copy(update={"metrics_per_group": True}), pipeline=pipeline)
+    try:
+        found = samples(per_group.test_client().get("/metrics").get_data(as_text=True))
+        assert found[("facesvc_group_faces", (("app", app_keys.app_id), ("group", "secret_group")))] == 1
+        api.call("faceset/user/delete", uid="ann")
+        per_group.extensions["facesvc"].indexes.catch_up()
+        text = per_group.test_client().get("/metrics").get_data(as_text=True)
+        assert "secret_group" not in text  # a deleted group's series goes
+    finally:
+        per_group.extensions["facesvc"].close()
 
 
 def capture_json_logs() -> tuple[io.StringIO, logging.Handler]:
@@ -194,6 +214,27 @@ def test_serve_sums_metrics_over_gunicorn_workers_and_logs_json(tmp_path, redis_
     records = [json.loads(line) for line in lines]
     assert any(r["logger"] == "facesvc.access" and r["endpoint"] == DETECT for r in records)
     assert not any(keys.secret_key in line or token in line for line in lines)
+    written = [tmp_path / "metrics", tmp_path / "index", tmp_path / "master.key"]
+    assert all(path.exists() for path in written)
+    assert [problem for path in written for problem in loose_modes(path)] == []  # 0700 folders, 0600 files
+
+
+def test_check_warns_of_data_files_others_can_read(tmp_path, cli_env, settings, capsys):
+    (settings.data_dir / "index").mkdir(parents=True, exist_ok=True)
+    readable = settings.data_dir / "index" / "old.snapshot.npz"
+    readable.write_bytes(b"x")
+    readable.chmod(0o644)
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {readable}: mode 0644" in out
+
+
+def test_the_first_apps_secret_goes_to_a_private_file_not_to_a_service_log(tmp_path):
+    keys = AppKeys("123", "a" * 24, "s" * 32)
+    log = io.StringIO()  # journald or docker logs: not a terminal
+    path = announce_first_app(keys, tmp_path, log)
+    assert keys.secret_key not in log.getvalue() and keys.api_key in log.getvalue() and str(path) in log.getvalue()
+    assert keys.secret_key in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def worker_files(data_dir) -> set[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
+import time
 import types
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +23,7 @@ from requests.structures import CaseInsensitiveDict
 from service.auth import signature
 from service.errors import ERRORS
 from tests.helpers import b64, photo
+from tests.sdk_replays import JavaSdk, Session, WireRequest
 from tests.sdks import PythonSdk
 
 GETLIST = "/rest/2.0/face/v2/faceset/group/getlist"
@@ -226,3 +229,153 @@ def test_the_sdk_uses_a_token_when_its_scope_allows_and_signs_otherwise(app, pyt
         request = adapter.sent[-1]
         assert ("authorization" in request.headers) == signed
         assert ("access_token=" in request.url) == (not signed)
+
+
+# -- the Java SDK's form (tests/sdk_replays.py builds its requests) ----------------------------
+
+JAVA = JavaSdk("4.2.0")
+AFTERNOON = datetime.datetime(2026, 11, 30, 15, 20, 0, tzinfo=datetime.timezone.utc).timestamp()
+HALF_DAY = 12 * 3600
+
+
+def java_request(app_keys, at: float, fields: list | None = None, path: str = GETLIST) -> WireRequest:
+    """A request as Java 4.2.0 signs it at ``at`` (for the Flask test client's host)."""
+    session = Session("http://localhost", app_keys, signed=True, clock=lambda: at)
+    return JAVA.build(session, path, fields or [("start", "0"), ("num", "10")], None)
+
+
+def send_wire(app, request: WireRequest):
+    return app.test_client().open(
+        request.path, method=request.method, query_string=request.query, headers=request.headers, data=request.body
+    )
+
+
+def test_java_leaves_the_signed_headers_empty_and_sends_a_hex_content_md5(app, services, app_keys):
+    services.auth.clock = lambda: AFTERNOON - HALF_DAY + 5
+    request = java_request(app_keys, AFTERNOON - HALF_DAY)
+    assert request.header("Authorization").split("/")[4] == ""
+    assert re.fullmatch(r"[0-9a-f]{32}", request.header("Content-MD5"))
+    answer = send_wire(app, request).get_json()
+    assert (answer["result_num"], answer["result"]) == (0, [])
+
+
+@pytest.mark.parametrize(
+    "hour, written", [(15, "03"), (23, "11"), (0, "12"), (12, "12"), (9, "09")], ids=["15h", "23h", "00h", "12h", "09h"]
+)
+def test_a_java_signature_is_accepted_at_every_hour_of_the_day(app, services, app_keys, hour, written):
+    """Java <= 4.2 writes "hh": afternoon times 12 hours early, just after midnight 12 late."""
+    at = AFTERNOON - (15 - hour) * 3600
+    services.auth.clock = lambda: at + 5
+    request = java_request(app_keys, at)
+    assert request.header("x-bce-date")[11:13] == written
+    assert send_wire(app, request).get_json()["result_num"] == 0
+
+
+def test_a_morning_java_request_replayed_in_the_afternoon_is_refused(app, services, app_keys, redis_client):
+    morning = AFTERNOON - HALF_DAY
+    request = java_request(app_keys, morning)
+    services.auth.clock = lambda: morning + 5
+    assert send_wire(app, request).get_json()["result_num"] == 0
+    services.auth.clock = lambda: AFTERNOON + 5  # the same written time, read 12 hours later
+    assert error(send_wire(app, request)) == 110
+    for key in redis_client.scan_iter(match="fs:replay:*"):
+        redis_client.delete(key)
+    assert send_wire(app, request).get_json()["result_num"] == 0  # what the cache stood between
+
+
+def test_another_sdks_signature_twelve_hours_old_is_expired(monkeypatch, sdk_client):
+    """Only Java's form (an empty signed-headers field) is read in the other half of the day."""
+    shift_sdk_clock(monkeypatch, sdk_client, -HALF_DAY)
+    assert sdk_client.getGroupList()["error_code"] == 111
+
+
+def test_java_signs_the_host_without_the_port_its_http_layer_sends(app, services, app_keys):
+    services.auth.clock = lambda: AFTERNOON + 5
+    request = java_request(app_keys, AFTERNOON)
+    request.headers = [(k, "localhost:8080" if k == "Host" else v) for k, v in request.headers]
+    response = app.test_client().open(
+        request.path, method="POST", query_string=request.query, headers=request.headers, data=request.body,
+        base_url="http://localhost:8080",
+    )
+    assert response.get_json()["result_num"] == 0
+
+
+# -- replays -----------------------------------------------------------------------------------
+
+
+def test_an_exact_replay_of_a_signed_request_is_110(app, sdk_client):
+    request = signed_request(sdk_client)
+    assert error(send(app.test_client(), request)) == 110
+
+
+def test_one_signature_over_two_bodies_in_one_second_is_not_a_replay(app, services, app_keys):
+    """The SDKs sign no body and their date has one-second resolution: a busy client signs
+    identical strings for different requests to one path. Both are answered."""
+    services.auth.clock = lambda: AFTERNOON + 5
+    first = java_request(app_keys, AFTERNOON, [("start", "0"), ("num", "10")])
+    second = java_request(app_keys, AFTERNOON, [("start", "0"), ("num", "20")])
+    second.headers = [(k, first.header(k) if k in ("Authorization", "Content-MD5", "Content-Length") else v) for k, v in second.headers]
+    assert send_wire(app, first).get_json()["result_num"] == 0
+    assert send_wire(app, second).get_json()["result_num"] == 0
+
+
+# -- crafted headers ---------------------------------------------------------------------------
+
+
+def manual_signature(app_keys, timestamp: str, expiration: int) -> dict[str, str]:
+    """Headers of a getlist signed like the Python SDK, with any timestamp and expiration."""
+    headers = {"host": "localhost", "x-bce-date": timestamp}
+    auth = signature.Authorization(app_keys.api_key, timestamp, expiration, ["host", "x-bce-date"], "")
+    canonical = signature.canonical_request("POST", GETLIST, "", headers, auth.signed_headers)
+    header = f"bce-auth-v1/{app_keys.api_key}/{timestamp}/{expiration}/host;x-bce-date/{signature.sign(app_keys.secret_key, auth, canonical)}"
+    return {**headers, "authorization": header}
+
+
+def test_an_expiration_beyond_the_cap_counts_as_the_cap(app, app_keys, settings):
+    old = "2000-01-01T00:00:00Z"
+    assert error(app.test_client().post(GETLIST, headers=manual_signature(app_keys, old, 10**12))) == 111
+    cap = settings.signature_max_seconds
+    stamp = datetime.datetime.fromtimestamp(time.time() - cap - 60, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert error(app.test_client().post(GETLIST, headers=manual_signature(app_keys, stamp, 10 * cap))) == 111
+
+
+@pytest.mark.parametrize(
+    "expiration, signed, sig",
+    [("¹", "host", "a" * 64), ("9" * 5000, "host", "a" * 64), ("1" + "0" * 400, "host", "a" * 64),
+     ("1800", "host", "é" * 64), ("1800", "höst", "a" * 64), ("1800", "host", "a" * 10_000)],
+    ids=["superscript-digit", "5000-digits", "10e400", "non-ascii-signature", "non-ascii-header", "long-signature"],
+)
+def test_crafted_authorization_headers_are_110(app, app_keys, expiration, signed, sig):
+    header = f"bce-auth-v1/{app_keys.api_key}/2026-11-30T10:00:00Z/{expiration}/{signed}/{sig}"
+    response = app.test_client().post(GETLIST, headers={"authorization": header.encode().decode("latin-1")})
+    assert error(response) == 110
+
+
+# -- what a signature covers -------------------------------------------------------------------
+
+
+def python_signed(app_keys, path: str, query: str) -> dict[str, str]:
+    """Headers of a request signed as the Python SDK signs (host;x-bce-date), over ``query``."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    headers = {"host": "localhost", "x-bce-date": stamp}
+    auth = signature.Authorization(app_keys.api_key, stamp, 1800, ["host", "x-bce-date"], "")
+    canonical = signature.canonical_request("POST", path, query, headers, auth.signed_headers)
+    header = f"bce-auth-v1/{app_keys.api_key}/{stamp}/1800/host;x-bce-date/{signature.sign(app_keys.secret_key, auth, canonical)}"
+    return {**headers, "authorization": header}
+
+
+GETUSERS = "/rest/2.0/face/v2/faceset/group/getusers"
+
+
+def test_a_signed_query_value_wins_over_the_unsigned_body(app, api, app_keys):
+    for uid, group in (("ann", "staff"), ("vic", "vip")):
+        api.call("faceset/user/add", uid=uid, user_info="", group_id=group, image=b64(photo(IMAGE)))
+    headers = python_signed(app_keys, GETUSERS, "group_id=staff")
+    answer = app.test_client().post(GETUSERS, query_string="group_id=staff", headers=headers, data={"group_id": "vip"}).get_json()
+    assert [user["uid"] for user in answer["result"]] == ["ann"]
+
+
+def test_a_parameter_repeated_in_a_signed_query_is_refused(app, app_keys):
+    query = "group_id=staff&group_id=vip"
+    answer = app.test_client().post(GETUSERS, query_string=query, headers=python_signed(app_keys, GETUSERS, query)).get_json()
+    assert answer["error_code"] == 216100

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from flask import Blueprint, current_app, g, jsonify, request
 
 from config.defaults import Limits
-from service.api.params import Integer, Params
-from service.auth import signature
+from service.api.params import Integer, Params, form_of
 from service.errors import FaceError
 
 if TYPE_CHECKING:
@@ -85,7 +84,8 @@ class ApiVersion:
             def view():
                 g.app_id = authenticate()
                 services().quota.admit(g.app_id)
-                params = Params.from_request(request, self.integers(services().settings.limits), self.aliases)
+                integers = self.integers(services().settings.limits)
+                params = Params.from_request(request, integers, self.aliases, signed_query=g.get("signed", False))
                 return jsonify(self.success(handler(params)))
 
             for number, prefix in enumerate(self.prefixes):
@@ -102,14 +102,12 @@ def authenticate() -> str:
     SDKs send instead when a token's scope lacks brain_all_scope."""
     auth = services().auth
     header = request.headers.get("authorization")
-    token = request.args.get("access_token")
+    # The query first: a token there needs no look at the body at all.
+    token = request.args.get("access_token") or form_of(request).get("access_token")
     if not token and header:
-        body = request.get_data()  # cached before the form is read: the replay check needs it
-        token = request.form.get("access_token")
-        if not token:
-            query = request.query_string.decode("latin-1")
-            return auth.app_for_signature(header, request.method, request.path, query, request.headers, body)
-    token = token or request.form.get("access_token")
+        g.signed = True
+        query = request.query_string.decode("latin-1")
+        return auth.app_for_signature(header, request.method, request.path, query, request.headers, request.get_data())
     # The Node SDK appends "?aipSdk=node" to a URL that already ends in its token, so the
     # token arrives as "<token>?aipSdk=node"; a token never contains "?".
     return auth.app_for_token(token.split("?", 1)[0] if token else token)

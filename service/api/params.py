@@ -20,6 +20,8 @@ from service.library.ids import GROUP_MAX_BYTES, UID_MAX_BYTES, check_id
 # otherwise mean a Redis script over millions of keys, or a million inferences, in one request.
 MAX_GROUP_IDS = 100
 MAX_IMAGES = 10
+# Baidu's calls send at most a dozen fields; a form of more is refused unparsed.
+MAX_FORM_FIELDS = 1000
 _DATA_URL = re.compile(r"data:[\w/+.-]*;base64,", re.IGNORECASE)
 _URLSAFE = str.maketrans("-_", "+/")
 _WHITESPACE = re.compile(r"\s+")
@@ -62,12 +64,23 @@ class Params:
 
     @classmethod
     def from_request(
-        cls, request: Request, integers: Mapping[str, Integer], aliases: Optional[Mapping[str, str]] = None
+        cls,
+        request: Request,
+        integers: Mapping[str, Integer],
+        aliases: Optional[Mapping[str, str]] = None,
+        signed_query: bool = False,
     ) -> "Params":
         """Query string, then the form or JSON body over it. Names are trimmed (the Java
         chapter's own example sends " top_num"), and an alias counts as its parameter when
-        that is absent (C# 3.2.2 sends "fcae_top_num")."""
-        values: dict[str, Any] = {k.strip(): v for k, v in request.args.items()}
+        that is absent (C# 3.2.2 sends "fcae_top_num").
+
+        ``signed_query``: the query is covered by a signature and the body is not, so a query
+        value wins over the body's, and a name repeated in the query is refused (which of
+        the repeats counts must not depend on an order the signature does not fix)."""
+        query: dict[str, Any] = {k.strip(): v for k, v in request.args.items()}
+        if signed_query and len(query) != len(list(request.args.items(multi=True))):
+            raise FaceError(216100, "a parameter is repeated in the signed query string")
+        values = dict(query)
         if request.is_json:
             try:
                 body = request.get_json(silent=True)
@@ -77,7 +90,9 @@ class Params:
                 raise FaceError(216100, "JSON body must be an object")
             values.update({k.strip(): v for k, v in body.items() if v is not None})
         else:
-            values.update({k.strip(): v for k, v in request.form.items()})
+            values.update({k.strip(): v for k, v in form_of(request).items()})
+        if signed_query:
+            values.update(query)
         for alias, name in (aliases or {}).items():
             if alias in values and name not in values:
                 values[name] = values.pop(alias)
@@ -133,14 +148,15 @@ class Params:
         return check_id(self.text(name), UID_MAX_BYTES, name, code=216111)
 
     def group_ids(self, name: str = "group_id", required: bool = True, too_many: int = 216103) -> list[str]:
-        """Comma-separated group ids, each [A-Za-z0-9_]{1,48}; duplicates dropped, order kept.
-        More than MAX_GROUP_IDS -> ``too_many`` (216631 where each group adds a user)."""
+        """Comma-separated group ids (spaces around a comma allowed, nothing else: see
+        ``library.ids``); duplicates dropped, order kept. More than MAX_GROUP_IDS ->
+        ``too_many`` (216631 where each group adds a user)."""
         raw = self.text(name, required=required)
         if raw is None:
             return []
         if raw.count(",") >= MAX_GROUP_IDS:
             raise FaceError(too_many, f"{name} names more than {MAX_GROUP_IDS} groups")
-        groups = [check_id(g.strip(), GROUP_MAX_BYTES, name) for g in raw.split(",")]
+        groups = [check_id(g.strip(" "), GROUP_MAX_BYTES, name) for g in raw.split(",")]
         return list(dict.fromkeys(groups))
 
     def image(self, limit: int) -> bytes:
@@ -165,6 +181,15 @@ class Params:
         if len(parts) > MAX_IMAGES:
             raise FaceError(216103, f"more than {MAX_IMAGES} images")
         return parts
+
+
+def form_of(request: Request) -> Mapping[str, str]:
+    """The request's form, refused (216100) before parsing when it has more fields than any
+    Baidu call sends: millions of empty fields would cost seconds and a gigabyte to parse."""
+    if request.mimetype == "application/x-www-form-urlencoded":
+        if request.get_data(cache=True).count(b"&") >= MAX_FORM_FIELDS:
+            raise FaceError(216100, f"more than {MAX_FORM_FIELDS} form fields")
+    return request.form
 
 
 def decode_base64(text: str) -> bytes:

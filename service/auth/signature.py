@@ -44,7 +44,7 @@ BCE_HEADERS = "x-bce-"
 HALF_DAY = 12 * 3600
 _HEX = re.compile(r"[0-9a-f]{64}")
 _HEADER_NAME = re.compile(r"[a-z0-9-]+")
-_EXPIRATION = re.compile(r"[0-9]{1,10}")
+_EXPIRATION = re.compile(r"[0-9]{1,20}")
 
 
 class SignatureError(ValueError):

@@ -18,6 +18,7 @@ from service.store.changes import load_all_faces
 from service.library.check import check_library
 from service.store.faces import FaceStore
 from service.ops.library_commands import add_library_commands
+from service.ops.files import announce_first_app, loose_modes, restrict_new_files
 from service.ops.local_server import GUNICORN_CONF
 from service.ops.logs import configure_logging
 from service.store.redis_server import connect, ensure_redis, redis_for_command
@@ -72,6 +73,8 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
         problems = check_library(store, registry, model_id)
     for problem in problems:
         print(problem)
+    for warning in loose_modes(settings.data_dir):
+        print(f"warning: {warning}")
     print(f"{len(problems)} problem(s)")
     return 1 if problems else 0
 
@@ -91,8 +94,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         auth = Auth.from_settings(connect(url), settings)
         if not auth.has_apps():
-            print("No app exists yet; created one. Keep these keys, they are shown only once:")
-            print_keys(auth.create_keys())
+            announce_first_app(auth.create_keys(), settings.data_dir, sys.stdout)
         env = {
             # OpenCV's native warnings bypass logging and would break JSON log lines.
             "OPENCV_LOG_LEVEL": "ERROR",
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke.set_defaults(run=cmd_keys_revoke)
     add_library_commands(sub)
     args = parser.parse_args(argv)
+    restrict_new_files()
     settings = load_settings()
     configure_logging(settings.log_format)
     try:

@@ -40,32 +40,41 @@ TIMED_PARTS: dict[str, tuple[str, Describe]] = {
 
 
 class IndexCollector:
-    """Faces per (app, group) and the bytes of vectors held, read from the indexes at scrape
-    time."""
+    """What the indexes hold, read at scrape time: faces and groups in all, the bytes of
+    vectors, and — only when ``per_group`` — faces per (app, group). Per-group series name
+    every tenant's app ids and groups to whoever can reach /metrics, so they are off by
+    default; a group without faces (deleted) has no series."""
 
-    def __init__(self, registry: IndexRegistry) -> None:
+    def __init__(self, registry: IndexRegistry, per_group: bool = False) -> None:
         self.registry = registry
+        self.per_group = per_group
 
     def collect(self) -> Iterator[Metric]:
-        faces = GaugeMetricFamily("facesvc_group_faces", "Faces indexed in a group", labels=["app", "group"])
-        for app, group in sorted(self.registry.groups()):
-            size = self.registry.size(app, group)
-            faces.add_metric([app, group], size)
+        sizes = {key: self.registry.size(*key) for key in self.registry.groups()}
+        sizes = {key: size for key, size in sorted(sizes.items()) if size}
+        faces = GaugeMetricFamily("facesvc_index_faces", "Faces indexed by this process, all groups together")
+        faces.add_metric([], sum(sizes.values()))
+        groups = GaugeMetricFamily("facesvc_index_groups", "Groups with faces indexed by this process")
+        groups.add_metric([], len(sizes))
         memory = GaugeMetricFamily("facesvc_index_vector_bytes", "Bytes of face codes held by this process's indexes")
         memory.add_metric([], self.registry.vector_bytes())
-        yield faces
-        yield memory
+        yield from (faces, groups, memory)
+        if self.per_group:
+            per_group = GaugeMetricFamily("facesvc_group_faces", "Faces indexed in a group", labels=["app", "group"])
+            for (app, group), size in sizes.items():
+                per_group.add_metric([app, group], size)
+            yield per_group
 
 
 class Metrics:
     """This process's request and model metrics."""
 
-    def __init__(self, indexes: IndexRegistry) -> None:
+    def __init__(self, indexes: IndexRegistry, per_group: bool = False) -> None:
         # prometheus_client chose its sample storage from this variable when it was imported;
         # exposition must read the same place.
         self.multiprocess_dir: Optional[str] = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self.registry = CollectorRegistry()
-        self.indexes = IndexCollector(indexes)
+        self.indexes = IndexCollector(indexes, per_group)
         self.registry.register(self.indexes)
         self.requests = Counter(
             "facesvc_requests", "Requests answered", ["endpoint", "error_code"], registry=self.registry

@@ -46,6 +46,7 @@ def verify(params: Params) -> dict:
     comma-joined images are each scored against every face of the uid."""
     svc = services()
     uid = params.uid()
+    params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
     groups = params.group_ids(required=False) or svc.library.groups_of(app_id(), uid)
     if not groups:
         raise FaceError(216611, f"uid {uid} is in no group")
