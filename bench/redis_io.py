@@ -66,7 +66,8 @@ def main() -> None:
         app = create_app(settings)
         try:
             services = app.extensions["facesvc"]
-            keys = services.auth.create_keys()
+            # Another key pair of the app load.py filled (the only app of that Redis).
+            keys = services.auth.create_keys(services.auth.list_keys()[0].app_id)
             token = services.auth.issue_token(keys.api_key, keys.secret_key)["access_token"]
             client, probe_client = app.test_client(), redis.Redis.from_url(args.redis_url)
             trips, read = [], []

@@ -29,6 +29,17 @@ class Limits(BaseModel, frozen=True):
     # Decoded pixel count above which an image is refused as a pixel bomb (a 30000x30000 header
     # would otherwise allocate 2.7 GB). 60 MP covers every phone and DSLR photo.
     max_image_pixels: int = 60_000_000
+    # PNG and BMP cannot be decoded scaled down, so they are refused sooner: a 60 MP PNG cost
+    # ~1.8 s and ~440 MB to decode. Photos come as JPEG; 25 MP still covers a 5000x5000 scan.
+    max_lossless_pixels: int = 25_000_000
+    # A progressive JPEG is one pass over every block per scan; encoders write 1 (baseline) to
+    # about a dozen. Far more is an attack (16,000 empty scans held a thread for 66 s).
+    max_jpeg_scans: int = 100
+    # JPEGs whose longest side is at least twice this are decoded at 1/2, 1/4 or 1/8 (libjpeg's
+    # DCT scaling skips most of the decoding) while the longest side stays >= this: the
+    # detector sees at most detect_size pixels, and a face keeps far more than the embedders'
+    # 112x112 crop.
+    full_decode_side: int = 2048
     # detect's max_face_num is capped at 10 (issue 2; Baidu's v2 detect returns at most 10).
     max_faces: int = 10
     # user_info is limited to 256 bytes (§1.7.2).
@@ -117,6 +128,10 @@ class Settings(BaseSettings):
     # Longest window a bce-auth-v1 signature is accepted in, whatever expiration it claims: the
     # SDKs sign for 1800 s (C# 1200 s), so a captured signature is a pass for at most this long.
     signature_max_seconds: int = Field(1800, ge=60)
+    # Failed token grants allowed per minute from one client address; more are refused unchecked
+    # (429 slow_down), each costing a PBKDF2. 0: no limit. Behind a proxy every client shares
+    # the proxy's address: raise it there (or 0) so that one client's typos do not stop others.
+    max_failed_grants: int = Field(10, ge=0)
     # 64 hex digits sealing the stored secret keys (needed to check bce-auth-v1 signatures).
     # Empty: <data_dir>/master.key, created on first use. Nodes sharing a Redis must share it.
     master_key: Optional[str] = None

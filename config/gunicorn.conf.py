@@ -32,6 +32,9 @@ graceful_timeout = 30
 worker_connections = threads
 keepalive = 0
 preload_app = False
+# gunicorn's control socket (gunicornc: worker counts, reload, shutdown) is not used by facesvc;
+# left on, it is one more way in, under the home directory.
+control_socket_disable = True
 accesslog = None  # facesvc logs one line per request itself, with log_id and error code
 wsgi_app = "service.wsgi:create()"
 if _settings.log_format == "json":

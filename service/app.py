@@ -57,6 +57,9 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     # Baidu bodies are form-encoded base64 images: let a form field be as large as the body.
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.limits.max_body_bytes
     app.json.sort_keys = False
+    # Werkzeug answers "//" in a path with a redirect to an absolute URL built from the Host
+    # header (/console// -> http://<any host>/console/): no route here needs it.
+    app.url_map.merge_slashes = False
 
     pipeline = pipeline or load_pipeline(settings)
     # Fails here, not on the first identify, when the model has no calibration.

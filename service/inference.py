@@ -11,14 +11,14 @@ import numpy as np
 
 from config.defaults import Settings
 from service.errors import FaceError
-from workers.image import ImageError
+from workers.image import DecodeLimits, ImageError
 from workers.pipeline import Face, NoFaceError, Pipeline, PipelineOptions
 
 IMAGE_ERROR_CODES = {"empty": 216200, "format": 216201, "size": 216202}
 
 
 def pipeline_options(settings: Settings) -> PipelineOptions:
-    models = settings.models
+    models, limits = settings.models, settings.limits
     return PipelineOptions(
         profile=models.profile,
         detect_size=models.detect_size,
@@ -27,7 +27,12 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         device=models.device,
         batch_size=models.batch_size,
         batch_wait_ms=models.batch_wait_ms,
-        max_pixels=settings.limits.max_image_pixels,
+        decode=DecodeLimits(
+            max_pixels=limits.max_image_pixels,
+            max_lossless_pixels=limits.max_lossless_pixels,
+            max_jpeg_scans=limits.max_jpeg_scans,
+            full_side=limits.full_decode_side,
+        ),
     )
 
 

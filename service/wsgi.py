@@ -12,5 +12,5 @@ from service.ops.logs import configure_logging
 def create() -> Flask:
     restrict_new_files()
     settings = load_settings()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, capture_native=True)
     return create_app(settings)

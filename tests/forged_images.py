@@ -61,3 +61,34 @@ def jpeg_with_second_frame(photo: bytes, width: int, height: int) -> bytes:
     """A real JPEG with a second frame header claiming another size before its end marker."""
     sof = jpeg_header(width, height)[2:-2]
     return photo[:-2] + sof + b"\xff\xd9"
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each marker segment of a JPEG, a scan running to the next marker that
+    is neither a stuffed 0xFF00 nor a restart."""
+    segments, pos = [], 2
+    while pos < len(data) - 1:
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            segments.append((pos, pos + 2))
+            break
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        end = pos + 2 + length
+        if marker == 0xDA:  # entropy-coded data follows the scan header
+            while not (data[end] == 0xFF and data[end + 1] not in (0x00, *range(0xD0, 0xD8))):
+                end += 1
+        segments.append((pos, end))
+        pos = end
+    return segments
+
+
+def many_scan_jpeg(width: int, height: int, repeats: int) -> bytes:
+    """A grey progressive JPEG whose last scan is repeated ``repeats`` times: each repeat is
+    one more pass of libjpeg over every block, a few bytes each (the slow-decode attack)."""
+    ok, encoded = cv2.imencode(".jpg", np.full((height, width), 128, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    data = encoded.tobytes()
+    segments = jpeg_segments(data)
+    last_scan = [s for s in segments if data[s[0] + 1] == 0xDA][-1]
+    scan = data[last_scan[0] : last_scan[1]]
+    return data[: last_scan[1]] + scan * repeats + data[last_scan[1] :]

@@ -51,7 +51,10 @@ class LiveServer:
 def start_live_server(data_dir: Path, workers: int = 2) -> LiveServer:
     redis = EmbeddedRedis(data_dir, "everysec").start()
     log_path = data_dir / "gunicorn.log"
-    process, base = start_gunicorn(redis.url, data_dir, workers=workers, log_path=log_path)
+    # Every test client is 127.0.0.1 and the SDK suites send wrong secrets on purpose: no
+    # failed-grant limit here (tests/test_token.py tests it).
+    env = {"FACESVC_MAX_FAILED_GRANTS": "0"}
+    process, base = start_gunicorn(redis.url, data_dir, workers=workers, log_path=log_path, env=env)
     return LiveServer(base, process, redis, data_dir, log_path)
 
 

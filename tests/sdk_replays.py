@@ -197,10 +197,29 @@ class ReplayedSdk:
         default = (url.scheme, url.port) in (("http", 80), ("https", 443), ("http", None), ("https", None))
         return url.hostname if default or not with_port else f"{url.hostname}:{url.port}"
 
-    # -- per SDK ------------------------------------------------------------------------------
-
     def fields(self, method: str, args: list) -> Optional[tuple[str, Fields]]:
-        raise NotImplementedError
+        """The call's fields in the SDK's wire order (``order``), then its options."""
+        endpoint, names = CALLS[method]
+        values = dict(zip(names, args))
+        fields = [(name, self.encode(values[name])) for name in self.order(method, names)]
+        return endpoint, fields + [(k, self.encode(v)) for k, v in options_of(args, len(names)).items()]
+
+    def encode(self, value: Any) -> str:
+        """An argument as a field value: photos in base64, lists comma-joined."""
+        if isinstance(value, Photo):
+            return self.image(value)
+        if isinstance(value, list):
+            return ",".join(self.encode(item) if isinstance(item, Photo) else str(item) for item in value)
+        return str(value)
+
+    def image(self, photo: Photo) -> str:
+        return b64(photo)
+
+    def order(self, method: str, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The wire order of the call's fields (the SDK's, as captured)."""
+        return names
+
+    # -- per SDK ------------------------------------------------------------------------------
 
     def token_request(self, session: Session) -> WireRequest:
         raise NotImplementedError
@@ -211,6 +230,24 @@ class ReplayedSdk:
 
 def options_of(args: list, index: int) -> dict:
     return args[index] if len(args) > index and isinstance(args[index], dict) else {}
+
+
+# The flow's calls, named as tests/sdks.py names them (the Python SDK's methods): the endpoint
+# and the argument names in order; an options dict may follow the arguments.
+CALLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "detect": ("detect", ("image",)),
+    "match": ("match", ("images",)),
+    "addUser": ("faceset/user/add", ("uid", "user_info", "group_id", "image")),
+    "updateUser": ("faceset/user/update", ("uid", "user_info", "group_id", "image")),
+    "deleteUser": ("faceset/user/delete", ("uid",)),
+    "getUser": ("faceset/user/get", ("uid",)),
+    "verifyUser": ("verify", ("uid", "group_id", "image")),
+    "identifyUser": ("identify", ("group_id", "image")),
+    "getGroupList": ("faceset/group/getlist", ()),
+    "getGroupUsers": ("faceset/group/getusers", ("group_id",)),
+    "addGroupUser": ("faceset/group/adduser", ("src_group_id", "group_id", "uid")),
+    "deleteGroupUser": ("faceset/group/deleteuser", ("group_id", "uid")),
+}
 
 
 # -- Java -------------------------------------------------------------------------------------------
@@ -225,41 +262,20 @@ class JavaSdk(ReplayedSdk):
         self.version = version
         self.name = f"java-{version}"
 
-    def fields(self, method: str, args: list) -> Optional[tuple[str, Fields]]:
-        image = lambda photo: ("image", b64(photo))  # noqa: E731
-        if method == "detect":
-            return "detect", [image(args[0]), *options_of(args, 1).items()]
-        if method == "match":
-            return "match", [("images", ",".join(b64(p) for p in args[0])), *options_of(args, 1).items()]
-        if method == "addUser":
-            uid, info, groups, photo = args[:4]
-            return "faceset/user/add", [("uid", uid), image(photo), ("user_info", info), ("group_id", groups_text(groups)), *options_of(args, 4).items()]
-        if method == "updateUser":
-            uid, info, group, photo = args[:4]
-            order = [("uid", uid), image(photo), ("group_id", group), ("user_info", info)]
-            if self.version != "3.4.0":
-                order = [("uid", uid), image(photo), ("user_info", info), ("group_id", group)]
-            return "faceset/user/update", [*order, *options_of(args, 4).items()]
-        if method in ("deleteUser", "getUser"):
-            endpoint = "faceset/user/delete" if method == "deleteUser" else "faceset/user/get"
-            return endpoint, [("uid", args[0]), *((k, groups_text(v)) for k, v in options_of(args, 1).items())]
-        if method == "verifyUser":
-            uid, groups, photo = args[:3]
-            return "verify", [("uid", uid), image(photo), ("group_id", groups_text(groups)), *options_of(args, 3).items()]
-        if method == "identifyUser":
-            groups, photo = args[:2]
-            return "identify", [image(photo), ("group_id", groups_text(groups)), *options_of(args, 2).items()]
-        if method == "getGroupList":
-            return "faceset/group/getlist", list(options_of(args, 0).items())
-        if method == "getGroupUsers":
-            return "faceset/group/getusers", [("group_id", args[0]), *options_of(args, 1).items()]
-        if method == "addGroupUser":
-            source, targets, uid = args[:3]
-            return "faceset/group/adduser", [("uid", uid), ("group_id", groups_text(targets)), ("src_group_id", source)]
-        if method == "deleteGroupUser":
-            groups, uid = args[:2]
-            return "faceset/group/deleteuser", [("uid", uid), ("group_id", groups_text(groups))]
-        raise ValueError(method)
+    # Wire orders as captured (java.util.HashMap's, not the calls' argument order).
+    ORDERS = {
+        "addUser": ("uid", "image", "user_info", "group_id"),
+        "updateUser": ("uid", "image", "user_info", "group_id"),
+        "verifyUser": ("uid", "image", "group_id"),
+        "identifyUser": ("image", "group_id"),
+        "addGroupUser": ("uid", "group_id", "src_group_id"),
+        "deleteGroupUser": ("uid", "group_id"),
+    }
+
+    def order(self, method: str, names: tuple[str, ...]) -> tuple[str, ...]:
+        if method == "updateUser" and self.version == "3.4.0":
+            return ("uid", "image", "group_id", "user_info")
+        return self.ORDERS.get(method, names)
 
     @staticmethod
     def body(fields: Fields) -> bytes:
@@ -311,7 +327,7 @@ class CSharpSdk(ReplayedSdk):
         return "group" if endpoint.startswith("faceset/group") else "user" if endpoint.startswith(("faceset/user", "verify", "identify")) else "face"
 
     def fields(self, method: str, args: list) -> Optional[tuple[str, Fields]]:
-        return (self._fields_322 if self.version == "3.2.2" else self._fields_340)(method, args)
+        return self._fields_322(method, args) if self.version == "3.2.2" else super().fields(method, args)
 
     def _fields_322(self, method: str, args: list) -> Optional[tuple[str, Fields]]:
         """The 3.2.2 methods: Register, Update, Verify, Identify, GetInfo, GetAllGroups, ..."""
@@ -357,35 +373,6 @@ class CSharpSdk(ReplayedSdk):
             return "faceset/group/deleteuser", [("group_id", groups_text(groups)), ("uid", uid)]
         raise ValueError(method)
 
-    def _fields_340(self, method: str, args: list) -> tuple[str, Fields]:
-        """The 3.4.0 methods: required fields, then the options dictionary."""
-        layouts = {
-            "detect": ("detect", ["image"], 1),
-            "match": ("match", ["images"], 1),
-            "identifyUser": ("identify", ["group_id", "image"], 2),
-            "verifyUser": ("verify", ["uid", "group_id", "image"], 3),
-            "addUser": ("faceset/user/add", ["uid", "user_info", "group_id", "image"], 4),
-            "updateUser": ("faceset/user/update", ["uid", "user_info", "group_id", "image"], 4),
-            "deleteUser": ("faceset/user/delete", ["uid"], 1),
-            "getUser": ("faceset/user/get", ["uid"], 1),
-            "getGroupList": ("faceset/group/getlist", [], 0),
-            "getGroupUsers": ("faceset/group/getusers", ["group_id"], 1),
-            "addGroupUser": ("faceset/group/adduser", ["src_group_id", "group_id", "uid"], 3),
-            "deleteGroupUser": ("faceset/group/deleteuser", ["group_id", "uid"], 2),
-        }
-        endpoint, names, options_at = layouts[method]
-        fields = [(name, self._value(value)) for name, value in zip(names, args)]
-        fields += [(k, self._value(v)) for k, v in options_of(args, options_at).items()]
-        return endpoint, fields
-
-    @staticmethod
-    def _value(value: Any) -> str:
-        if isinstance(value, Photo):
-            return b64(value)
-        if isinstance(value, list):
-            return ",".join(b64(v) if isinstance(v, Photo) else str(v) for v in value)
-        return str(value)
-
     def token_request(self, session: Session) -> WireRequest:
         query = f"grant_type=client_credentials&client_id={session.keys.api_key}&client_secret={session.keys.secret_key}"
         return WireRequest("GET", "/oauth/2.0/token", query, [("Host", self.host(session, True))], b"")
@@ -419,41 +406,11 @@ class PhpSdk(ReplayedSdk):
         self.sdk_version = version.replace(".", "_")
 
     def fields(self, method: str, args: list) -> Optional[tuple[str, Fields]]:
-        image = lambda photo: ("image", self._image(photo))  # noqa: E731
-        if method == "detect":
-            return "detect", [image(args[0]), *options_of(args, 1).items()]
-        if method == "match":
-            return "match", [("images", ",".join(b64(p) for p in args[0])), *options_of(args, 1).items()]
-        if method == "addUser":
-            uid, info, groups, photo = args[:4]
-            return "faceset/user/add", [("uid", uid), ("user_info", info), ("group_id", groups_text(groups)), image(photo), *options_of(args, 4).items()]
-        if method == "updateUser":
-            uid, info, group, photo = args[:4]
-            if options_of(args, 4) and self.version == "1.6.9":
-                return None  # 1.6.9's updateUser($uid, $userInfo, $groupId, $image) takes no options
-            return "faceset/user/update", [("uid", uid), ("user_info", info), ("group_id", group), image(photo), *options_of(args, 4).items()]
-        if method in ("deleteUser", "getUser"):
-            endpoint = "faceset/user/delete" if method == "deleteUser" else "faceset/user/get"
-            return endpoint, [("uid", args[0]), *((k, groups_text(v)) for k, v in options_of(args, 1).items())]
-        if method == "verifyUser":
-            uid, groups, photo = args[:3]
-            return "verify", [("uid", uid), ("group_id", groups_text(groups)), image(photo), *options_of(args, 3).items()]
-        if method == "identifyUser":
-            groups, photo = args[:2]
-            return "identify", [("group_id", groups_text(groups)), image(photo), *options_of(args, 2).items()]
-        if method == "getGroupList":
-            return "faceset/group/getlist", list(options_of(args, 0).items())
-        if method == "getGroupUsers":
-            return "faceset/group/getusers", [("group_id", args[0]), *options_of(args, 1).items()]
-        if method == "addGroupUser":
-            source, targets, uid = args[:3]
-            return "faceset/group/adduser", [("src_group_id", source), ("group_id", groups_text(targets)), ("uid", uid)]
-        if method == "deleteGroupUser":
-            groups, uid = args[:2]
-            return "faceset/group/deleteuser", [("group_id", groups_text(groups)), ("uid", uid)]
-        raise ValueError(method)
+        if method == "updateUser" and self.version == "1.6.9" and options_of(args, 4):
+            return None  # 1.6.9's updateUser($uid, $userInfo, $groupId, $image) takes no options
+        return super().fields(method, args)
 
-    def _image(self, photo: Photo) -> str:
+    def image(self, photo: Photo) -> str:
         """1.6.9 encodes ``trim($image)``: whitespace and NUL bytes at either end are dropped."""
         data = photo.data.strip(b" \t\n\r\0\x0b") if self.version == "1.6.9" else photo.data
         return base64.b64encode(data).decode()

@@ -104,3 +104,11 @@ def test_console_files_are_served_without_a_token_under_a_content_security_polic
     for name in ("console.js", "console.css"):
         assert client.get(f"/console/{name}").status_code == 200
     assert client.get("/console/../app.py").get_json()["error_code"] == 216102
+
+
+@pytest.mark.parametrize("path", ["/console//", "//console", "/console//console.js", "/rest/2.0/face/v2//detect"])
+def test_a_doubled_slash_never_redirects_to_the_host_a_client_named(app, path):
+    """Werkzeug used to answer "//" with a 308 to http://<Host header>/...: an open redirect."""
+    response = app.test_client().get(path, headers={"Host": "evil.example.com"})
+    assert response.status_code < 300 or response.status_code >= 400
+    assert "evil.example.com" not in response.headers.get("Location", "")

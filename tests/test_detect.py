@@ -309,3 +309,19 @@ def test_random_garbage_never_makes_detect_answer_500(api):
     for size in (1, 13, 600):
         answer = api.call("detect", image=b64(rng.bytes(size)))
         assert answer["error_code"] in (216200, 216201, 216202)
+
+
+def test_a_large_photo_is_decoded_scaled_down_and_described_in_its_own_pixels(pipeline):
+    """A photo of 4096 px or more is decoded at 1/2 (or less) by libjpeg; boxes and points
+    still come back in the photo's pixels, where a full decode puts them."""
+    data = photo("images/person03/img49.jpg")  # 4352 px wide
+    full = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert max(full.shape[:2]) >= 4096
+    reference = pipeline.detect(full, 1)[0]
+    (face,) = pipeline.detect_photo(data, 1)
+    assert face.scale == 2 and max(face.image.shape[:2]) * 2 <= max(full.shape[:2]) + 1
+    box = [value * face.scale for value in face.detection.box]
+    tolerance = 0.03 * reference.detection.box[2]
+    assert all(abs(a - b) <= tolerance for a, b in zip(box, reference.detection.box))
+    points = face.landmarks68 * face.scale
+    assert np.abs(points - reference.landmarks68).max() <= 2 * tolerance

@@ -34,6 +34,7 @@ from service.api.openapi import endpoints
 from service.store.redis_server import connect
 from tests.helpers import ROOT, b64, photo
 from tests.forged_images import (
+    many_scan_jpeg,
     bmp_header,
     jpeg_header,
     jpeg_with_second_frame,
@@ -315,7 +316,9 @@ FORGED = {
     "jpeg-truncated-header": (FACE[:20], {216201}),
     "png-truncated-half": (reencoded(FACE, ".png")[:5000], {216201, 216402}),
     "png-1x1": (plain(1, 1), {216402}),
-    "png-49mp-of-zeros": (plain(7000, 7000, value=0), {216402}),
+    "png-24mp-of-zeros": (plain(4900, 4900, value=0), {216402}),
+    "png-49mp-of-zeros": (plain(7000, 7000, value=0), {216202}),  # PNG above 25 MP: decoding it cost 1.8 s
+    "jpeg-49mp-of-zeros": (plain(7000, 7000, ".jpg", value=0), {216402}),  # decoded at 1/2
     "png-64mp-of-zeros": (plain(8000, 8000, value=0), {216202}),
     "jpeg-then-zip": (FACE + b"PK\x03\x04" + os.urandom(2000), {0}),
     "png-then-html": (reencoded(FACE, ".png") + b"<html><script>alert(1)</script></html>", {0}),
@@ -426,3 +429,15 @@ def test_a_form_of_millions_of_fields_is_refused_before_it_is_parsed(target, wit
     assert answer["error_code"] == 216100 and time.monotonic() - started < 10
     grant = requests.post(f"{target.base}/oauth/2.0/token", data=body, headers={"content-type": "application/x-www-form-urlencoded"}, timeout=60)
     assert grant.status_code == 400 and grant.json()["error"] == "invalid_request"
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_at_once_while_health_answers(target):
+    """A 385 KB grey 7000x8000 progressive JPEG repeating one scan 2,000 times: each scan is a
+    pass over every block (16,000 held a thread for 66 s). Refused unread: 216201."""
+    image = b64(many_scan_jpeg(7000, 8000, 2000))
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: send(target, "detect", {"image": image}), range(2)))
+        health = requests.get(f"{target.base}/health", timeout=5)
+    assert [error_code(a) for a in answers] == [216201, 216201]
+    assert health.status_code == 200 and time.monotonic() - started < 5

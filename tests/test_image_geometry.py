@@ -16,7 +16,8 @@ from service.errors import ERRORS, FaceError
 from service.api.params import Params, decode_base64
 from service.api.scores import ScoreMap
 from workers.align import ARCFACE_TEMPLATE, align_face, similarity_transform
-from workers.image import ImageError, decode_image, fit_within, read_dimensions, sniff_format
+from tests.forged_images import jpeg_header, many_scan_jpeg, png_header
+from workers.image import DecodeLimits, ImageError, decode_image, fit_within, read_dimensions, reduction, sniff_format
 from bench.pose_geometry import estimate_pose
 from service.api.landmarks import baidu_landmark4
 
@@ -124,23 +125,59 @@ def test_sniff_format_refuses_other_containers_as_a_format_error(data):
     assert caught.value.kind == "format"
 
 
+LIMITS = DecodeLimits(max_pixels=60_000_000, max_lossless_pixels=25_000_000, max_jpeg_scans=100, full_side=2048)
+
+
 def test_decode_image_refuses_a_pixel_bomb_header_before_decoding():
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + header + b"\x00" * 4
     with pytest.raises(ImageError) as caught:
-        decode_image(data, 60_000_000)
+        decode_image(data, LIMITS)
     assert caught.value.kind == "size"
 
 
 def test_decode_image_returns_bgr_pixels_of_a_lossless_png():
     image = small_image(7, 5)
-    np.testing.assert_array_equal(decode_image(encode(".png", image), 1000), image)
+    pixels, factor = decode_image(encode(".png", image), LIMITS)
+    np.testing.assert_array_equal(pixels, image)
+    assert factor == 1
 
 
 def test_decode_image_of_empty_bytes_is_an_empty_error():
     with pytest.raises(ImageError) as caught:
-        decode_image(b"", 1000)
+        decode_image(b"", LIMITS)
     assert caught.value.kind == "empty"
+
+
+@pytest.mark.parametrize(
+    "width, height, factor", [(2048, 10, 1), (4095, 10, 1), (4096, 10, 2), (10, 8192, 4), (16384, 900, 8), (60000, 1000, 8)]
+)
+def test_reduction_scales_down_while_the_longest_side_stays_at_least_full_side(width, height, factor):
+    assert reduction(width, height, 2048) == factor
+
+
+def test_a_large_jpeg_is_decoded_scaled_down_and_says_by_how_much():
+    image = np.tile(np.linspace(0, 255, 4400, dtype=np.uint8)[None, :, None], (300, 1, 3))
+    pixels, factor = decode_image(encode(".jpg", image), LIMITS)
+    assert factor == 2 and pixels.shape == (150, 2200, 3)
+    assert abs(int(pixels[75, 1100, 0]) - int(image[150, 2200, 0])) <= 3
+
+
+def test_a_jpeg_with_more_scans_than_encoders_write_is_refused_unread():
+    data = many_scan_jpeg(640, 480, 200)
+    with pytest.raises(ImageError) as caught:
+        decode_image(data, LIMITS)
+    assert caught.value.kind == "format"
+    assert decode_image(many_scan_jpeg(640, 480, 10), LIMITS)[0].shape == (480, 640, 3)
+
+
+def test_a_png_above_the_lossless_cap_is_refused_though_a_jpeg_that_size_is_not():
+    with pytest.raises(ImageError) as caught:
+        decode_image(png_header(6000, 5000), LIMITS)
+    assert caught.value.kind == "size"
+    with pytest.raises(ImageError) as caught:
+        decode_image(jpeg_header(6000, 5000), LIMITS)
+    assert caught.value.kind == "format"  # passed the size checks; it has no scan to decode
 
 
 def test_fit_within_scales_the_longest_side_down_to_the_limit():

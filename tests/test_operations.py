@@ -12,6 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,7 +25,7 @@ from service.ops import cli
 from service.ops.files import announce_first_app, loose_modes
 from service.ops.local_server import free_port
 from service.ops.logs import JsonFormatter
-from service.store.redis_server import connect
+from service.store.redis_server import EmbeddedRedis, connect
 from tests.helpers import ROOT, b64, photo
 
 DETECT = "/rest/2.0/face/v2/detect"
@@ -253,3 +254,94 @@ def wait_until_ready(base: str, process: subprocess.Popen, seconds: float = 120)
             pass
         time.sleep(0.3)
     raise AssertionError("facesvc serve did not become ready")
+
+
+def serve(data_dir, port: int) -> subprocess.Popen:
+    """``facesvc serve`` on its embedded Redis under ``data_dir``, in its own session."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "FACESVC_REDIS_URL"},
+        "FACESVC_DATA_DIR": str(data_dir),
+        "FACESVC_MODELS_DIR": str(ROOT / "var" / "models"),
+        "FACESVC_BIND": f"127.0.0.1:{port}",
+        "FACESVC_WORKERS": "1",
+    }
+    log = open(data_dir / "serve.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "service.ops.cli", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    wait_until_ready(f"http://127.0.0.1:{port}", process)
+    return process
+
+
+def processes_under(data_dir) -> list[psutil.Process]:
+    """Processes whose command line names ``data_dir`` (the embedded redis-server does)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if str(data_dir) in " ".join(process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+def gone(data_dir, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while processes_under(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not processes_under(data_dir)
+
+
+@pytest.mark.slow
+def test_the_embedded_redis_never_outlives_facesvc_nor_loses_its_aof(tmp_path):
+    """kill -9 of serve: its redis-server gets SIGTERM from the kernel (AOF flushed) and goes;
+    the next serve finds the library; a stray server of an older run is adopted and stopped."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = serve(tmp_path, port)
+    keys = dict(line.split("=", 1) for line in (tmp_path / "first-app.keys").read_text().split())
+    grant = {"grant_type": "client_credentials", "client_id": keys["API_KEY"], "client_secret": keys["SECRET_KEY"]}
+    token = requests.post(f"{base}/oauth/2.0/token", data=grant, timeout=30).json()["access_token"]
+    added = requests.post(f"{base}/rest/2.0/face/v2/faceset/user/add?access_token={token}", timeout=60,
+                          data={"uid": "ann", "user_info": "", "group_id": "kept", "image": b64(photo(PHOTO))}).json()
+    assert "error_code" not in added
+    assert processes_under(tmp_path)
+    os.kill(process.pid, signal.SIGKILL)  # serve alone, as the OOM killer would
+    process.wait()
+    assert gone(tmp_path), [p.info["cmdline"] for p in processes_under(tmp_path)]
+
+    port = free_port()  # the killed serve's gunicorn may still be finishing on the old one
+    base = f"http://127.0.0.1:{port}"
+    process = serve(tmp_path, port)
+    answer = requests.get(f"{base}/rest/2.0/face/v2/faceset/group/getlist", params={"access_token": token}, timeout=30).json()
+    assert answer["result"] == ["kept"]
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
+    assert gone(tmp_path)
+
+    stray = EmbeddedRedis(tmp_path, "everysec")
+    subprocess.Popen(stray.command, stdin=subprocess.DEVNULL, start_new_session=True)  # no owner, no parent-death signal
+    deadline = time.monotonic() + 30
+    while not stray.socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process = serve(tmp_path, free_port())
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
+    assert gone(tmp_path)
+
+
+def test_what_native_libraries_write_to_stderr_becomes_json_records_too(tmp_path):
+    """libjpeg and libpng warn on file descriptor 2 themselves; in JSON mode every line of the
+    log must still be one JSON object."""
+    truncated = photo(PHOTO)[:20_000]
+    (tmp_path / "cut.jpg").write_bytes(truncated)
+    code = (
+        "import logging, os, time, cv2, numpy as np\n"
+        "from service.ops.logs import configure_logging\n"
+        "configure_logging('json', capture_native=True)\n"
+        "os.write(2, b'libpng warning: iCCP: known incorrect sRGB profile\\n')\n"
+        f"cv2.imdecode(np.fromfile({str(tmp_path / 'cut.jpg')!r}, np.uint8), cv2.IMREAD_COLOR)\n"
+        "logging.getLogger('facesvc').info('done')\n"
+        "time.sleep(0.3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    records = [json.loads(line) for line in done.stderr.splitlines()]  # each line is JSON
+    messages = {r["message"]: r["logger"] for r in records}
+    assert messages["libpng warning: iCCP: known incorrect sRGB profile"] == "native"
+    assert messages["done"] == "facesvc"

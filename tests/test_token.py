@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from service.auth import credentials
 from service.store import keys
 from tests.helpers import assert_error, b64, photo
 
@@ -66,6 +67,34 @@ def test_unknown_client_is_an_oauth_error_with_http_401(app, app_keys):
     response = app.test_client().post(TOKEN_URL, data=grant(app_keys, client_id="nobody"))
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
+
+
+def test_an_unknown_key_and_a_wrong_secret_get_the_same_answer_after_the_same_work(app, app_keys, monkeypatch):
+    """The endpoint must not tell which API keys exist, by its words or by its time: an
+    unknown key once answered in ~4 ms without hashing, a wrong secret in ~31 ms."""
+    hashed = []
+    real = credentials._hash_secret
+    monkeypatch.setattr(credentials, "_hash_secret", lambda secret, salt: hashed.append(secret) or real(secret, salt))
+    client = app.test_client()
+    unknown = client.post(TOKEN_URL, data=grant(app_keys, client_id="nobody")).get_json()
+    wrong = client.post(TOKEN_URL, data=grant(app_keys, client_secret="0" * 32)).get_json()
+    assert unknown == wrong and len(hashed) == 2  # one PBKDF2 each
+
+
+def test_failed_grants_are_limited_per_client_address_not_per_key(app, app_keys, services):
+    """Ten failures a minute from one address, then its grants wait; a key guessed at from
+    many addresses stays usable by its owners."""
+    client = app.test_client()
+
+    def ask(address: str, **overrides):
+        return client.post(TOKEN_URL, data=grant(app_keys, **overrides), environ_base={"REMOTE_ADDR": address})
+
+    for attempt in range(10):
+        assert ask("10.0.0.1", client_secret="0" * 32).status_code == 401
+        assert ask(f"10.0.1.{attempt}", client_secret="0" * 32).status_code == 401
+    refused = ask("10.0.0.1")  # even the right secret waits out the minute
+    assert refused.status_code == 429 and refused.get_json()["error"] == "slow_down"
+    assert ask("10.0.2.1").status_code == 200
 
 
 @pytest.mark.parametrize("grant_type", ["password", "authorization_code", ""])

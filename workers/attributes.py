@@ -73,13 +73,20 @@ class Face:
     """One detected face of one photo. Coordinates are the photo's pixels."""
 
     def __init__(
-        self, detection: Detection, image: np.ndarray, models: Heads, landmarks68: Optional[np.ndarray] = None
+        self,
+        detection: Detection,
+        image: np.ndarray,
+        models: Heads,
+        landmarks68: Optional[np.ndarray] = None,
+        scale: float = 1.0,
     ) -> None:
         """``landmarks68``: the points when the caller already has them (the pipeline aligns
-        every embedded face by them)."""
+        every embedded face by them). ``scale``: photo pixels per pixel of ``image``, which
+        coordinates here are in (a large photo is decoded scaled down)."""
         self.detection = detection
         self.image = image
         self.models = models
+        self.scale = scale
         if landmarks68 is not None:
             self.__dict__["landmarks68"] = landmarks68  # what cached_property would store
 

@@ -1,16 +1,36 @@
 """Image bytes -> BGR pixels: format sniffing, header size checks, decoding, resizing.
 
-Pure functions. The header is read before decoding so that a pixel bomb (a tiny file that
-claims 30000x30000 pixels) is refused without allocating its pixels.
+Pure functions. Whatever its bytes claim, an image costs bounded time and memory: the header is
+read before decoding, so a pixel bomb (a tiny file that claims 30000x30000 pixels) is refused
+without allocating its pixels; a JPEG with more scans than any encoder writes (each scan is a
+pass over every block: 16,000 empty ones held a thread for a minute) is refused unread; a large
+JPEG is decoded at 1/2, 1/4 or 1/8 by libjpeg's DCT scaling, which skips most of the work, as
+long as its longest side stays at least ``full_side``; PNG and BMP, which cannot be decoded
+scaled, have a lower pixel cap.
 """
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 FORMATS = ("jpeg", "png", "bmp")
+# JPEG start-of-scan marker. Entropy-coded data never holds it (a 0xFF there is followed by 0x00
+# or a restart marker), so counting it bounds the scans; an EXIF thumbnail adds its own few.
+_START_OF_SCAN = b"\xff\xda"
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one image may cost (config.defaults.Limits says why each default)."""
+
+    max_pixels: int  # any image: refused above this many pixels (header)
+    max_lossless_pixels: int  # PNG and BMP, decoded at full size: refused above this
+    max_jpeg_scans: int  # JPEG: refused with more scans than this
+    full_side: int  # JPEG: decoded scaled down while its longest side stays >= this
 
 
 class ImageError(ValueError):
@@ -85,22 +105,38 @@ def _jpeg_dimensions(data: bytes) -> tuple[int, int]:
     raise ImageError("format", "JPEG without a frame header")
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode PNG/JPEG/BMP bytes into a BGR uint8 array (EXIF orientation applied)."""
+def decode_image(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, int]:
+    """Decode PNG/JPEG/BMP bytes into BGR uint8 pixels (EXIF orientation applied) and the
+    factor they were scaled down by (1, 2, 4 or 8): a pixel of the result is that many of
+    the photo's on each side."""
     if not data:
         raise ImageError("empty", "image is empty")
     fmt = sniff_format(data)
     width, height = read_dimensions(data, fmt)
     if width <= 0 or height <= 0:
         raise ImageError("size", f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageError("size", f"image too large ({width}x{height} pixels, at most {max_pixels})")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    cap = limits.max_pixels if fmt == "jpeg" else min(limits.max_pixels, limits.max_lossless_pixels)
+    if width * height > cap:
+        raise ImageError("size", f"image too large ({width}x{height} pixels, at most {cap} for {fmt.upper()})")
+    factor = 1
+    if fmt == "jpeg":
+        scans = data.count(_START_OF_SCAN)
+        if scans > limits.max_jpeg_scans:
+            raise ImageError("format", f"JPEG with {scans} scans (real encoders write at most a few dozen)")
+        factor = reduction(width, height, limits.full_side)
+    flags = _REDUCED[factor] if factor > 1 else cv2.IMREAD_COLOR
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if pixels is None or pixels.size == 0:
         raise ImageError("format", f"{fmt} data cannot be decoded")
-    if pixels.shape[0] * pixels.shape[1] > max_pixels:
+    if pixels.shape[0] * pixels.shape[1] * factor * factor > cap:
         raise ImageError("size", "image too large")
-    return pixels
+    return pixels, factor
+
+
+def reduction(width: int, height: int, full_side: int) -> int:
+    """The largest of 8, 4, 2 that keeps the longest side at least ``full_side``, else 1."""
+    longest = max(width, height)
+    return next((factor for factor in (8, 4, 2) if longest // factor >= full_side), 1)
 
 
 def fit_within(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:

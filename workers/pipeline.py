@@ -21,7 +21,7 @@ from workers.embedder import FR_FEATURE, SFACE, Embedder, EmbedderSpec, FusedEmb
 from workers.graphs import any_batch, any_size_input
 from workers.detector import Detection
 from workers.heads import HEADS, Heads, landmarks68
-from workers.image import decode_image
+from workers.image import DecodeLimits, decode_image
 from workers.landmarks import arcface_five
 from workers.models import verify_models
 from workers.session import Backend, ModelSession, open_session, uses_gpu
@@ -59,7 +59,7 @@ class NoFaceError(ValueError):
 class PipelineOptions:
     """How to build a pipeline: which embedders, the detector's input and threshold, threads
     and device of every session, micro-batching (None: GPU_BATCH_SIZE on a GPU, else off),
-    and the pixel count above which an image is refused."""
+    and what decoding one image may cost."""
 
     profile: str  # a key of PROFILES
     detect_size: int
@@ -68,15 +68,15 @@ class PipelineOptions:
     device: str  # "auto", "cpu" or "cuda" (workers/session.py)
     batch_size: Optional[int]
     batch_wait_ms: float
-    max_pixels: int
+    decode: DecodeLimits
 
 
 class Pipeline:
-    def __init__(self, detector: Detector, embedder: FusedEmbedder, heads: Heads, max_pixels: int) -> None:
+    def __init__(self, detector: Detector, embedder: FusedEmbedder, heads: Heads, decode_limits: DecodeLimits) -> None:
         self.detector = detector
         self.embedder = embedder
         self.heads = heads
-        self.max_pixels = max_pixels
+        self.decode_limits = decode_limits
 
     @property
     def model_id(self) -> str:
@@ -97,7 +97,7 @@ class Pipeline:
         detector = Detector(session("yunet"), options.detect_threshold, options.detect_size)
         embedder = FusedEmbedder([Embedder(spec, session(spec.name)) for spec in specs])
         # Attribute heads are verified now but opened on first use (workers/heads.py).
-        pipeline = cls(detector, embedder, Heads(session), options.max_pixels)
+        pipeline = cls(detector, embedder, Heads(session), options.decode)
         pipeline.warm_up()
         log.info(
             "pipeline ready: profile %s, embedding %s (%d-d), batches of up to %d",
@@ -115,11 +115,13 @@ class Pipeline:
         self.embedder.embed(blank[None])
 
     def decode(self, data: bytes) -> np.ndarray:
-        return decode_image(data, self.max_pixels)
+        """The photo's pixels, scaled down when it is far larger than needed (workers/image.py)."""
+        return decode_image(data, self.decode_limits)[0]
 
-    def detect(self, image: np.ndarray, max_faces: int) -> list[Face]:
-        """Up to ``max_faces`` faces, largest first; their attributes are computed when read."""
-        return [Face(d, image, self.heads) for d in self.detector.detect(image)[:max_faces]]
+    def detect(self, image: np.ndarray, max_faces: int, scale: float = 1.0) -> list[Face]:
+        """Up to ``max_faces`` faces, largest first; their attributes are computed when read.
+        ``scale``: photo pixels per pixel of ``image`` (it was decoded scaled down)."""
+        return [Face(d, image, self.heads, scale=scale) for d in self.detector.detect(image)[:max_faces]]
 
     def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The face aligned to the embedders' 112x112 template by its 68-point landmarks."""
@@ -144,8 +146,10 @@ class Pipeline:
         return self.embed_largest(self.decode(data))
 
     def detect_photo(self, data: bytes, max_faces: int) -> list[Face]:
-        """``detect`` of encoded photo bytes: ImageError when they are unusable."""
-        return self.detect(self.decode(data), max_faces)
+        """``detect`` of encoded photo bytes, faces knowing the scale they were decoded at:
+        ImageError when the bytes are unusable."""
+        image, factor = decode_image(data, self.decode_limits)
+        return self.detect(image, max_faces, float(factor))
 
 
 def open_model(name: str, path: Path, threads: int, device: str) -> ModelSession:

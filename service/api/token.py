@@ -21,4 +21,4 @@ def token():
         raise OAuthError("unsupported_grant_type", "The authorization grant type is not supported", 400)
     if not values.get("client_id") or not values.get("client_secret"):
         raise OAuthError("invalid_request", "client_id and client_secret are required", 400)
-    return jsonify(services().auth.issue_token(values["client_id"], values["client_secret"]))
+    return jsonify(services().auth.issue_token(values["client_id"], values["client_secret"], request.remote_addr or ""))

@@ -25,6 +25,8 @@ from service.auth import signature
 from service.errors import FaceError
 
 PBKDF2_ROUNDS = 120_000
+# Hashed against when the API key is unknown, so that it costs what a wrong secret costs.
+_UNKNOWN_KEY_SALT = bytes(16)
 # Expired tokens are remembered this long after expiry so callers get 111 (expired) rather
 # than 110 (invalid).
 EXPIRED_MEMORY = 30 * 86400
@@ -104,18 +106,20 @@ class Auth:
         token_ttl: int,
         master_key: bytes,
         max_signature_seconds: int = 1800,
+        max_failed_grants: int = 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = client
         self.token_ttl = token_ttl
         self.master_key = master_key
         self.max_signature_seconds = max_signature_seconds
+        self.max_failed_grants = max_failed_grants
         self.clock = clock
 
     @classmethod
     def from_settings(cls, client: redis.Redis, settings) -> "Auth":
         master_key = load_master_key(settings.master_key, settings.data_dir)
-        return cls(client, settings.token_ttl, master_key, settings.signature_max_seconds)
+        return cls(client, settings.token_ttl, master_key, settings.signature_max_seconds, settings.max_failed_grants)
 
     def create_keys(self, app_id: Optional[str] = None) -> AppKeys:
         """A new API key pair for ``app_id`` (a new app when None)."""
@@ -156,13 +160,26 @@ class Auth:
         The app and its face library stay. False when there was no such key."""
         return bool(self.redis.delete(keys.api_key(api_key)))
 
-    def issue_token(self, api_key: str, secret: str) -> dict:
-        """client_credentials grant -> Baidu's token JSON."""
+    def issue_token(self, api_key: str, secret: str, client: str = "") -> dict:
+        """client_credentials grant -> Baidu's token JSON.
+
+        An unknown API key and a wrong secret get the same answer after the same work (a
+        PBKDF2 either way), so the endpoint does not tell which keys exist. After
+        ``max_failed_grants`` failures in a minute from the ``client`` address, its grants are
+        refused unchecked (429) until the minute ends: each costs ~30 ms of CPU. Not per API
+        key: API keys sit in client configurations, and anyone who read one could then lock
+        its owners out."""
+        failures = keys.failed_grants(client)
+        if self.max_failed_grants and int(self.redis.get(failures) or 0) >= self.max_failed_grants:
+            raise OAuthError("slow_down", "too many failed grants; retry in a minute", 429)
         record = self.redis.hgetall(keys.api_key(api_key)) if api_key else {}
-        if not record:
-            raise OAuthError("invalid_client", "unknown client id")
-        expected = record[b"secret_hash"].decode()
-        if not hmac.compare_digest(_hash_secret(secret, bytes.fromhex(record[b"salt"].decode())), expected):
+        salt = bytes.fromhex(record[b"salt"].decode()) if record else _UNKNOWN_KEY_SALT
+        hashed = _hash_secret(secret, salt)
+        if not record or not hmac.compare_digest(hashed, record[b"secret_hash"].decode()):
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(failures, 0, ex=60, nx=True)  # the minute starts at the first failure
+                pipe.incr(failures)
+                pipe.execute()
             raise OAuthError("invalid_client", "Client authentication failed")
         app_id = record[b"app_id"].decode()
         expires_at = int(time.time()) + self.token_ttl

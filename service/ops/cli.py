@@ -21,7 +21,7 @@ from service.ops.library_commands import add_library_commands
 from service.ops.files import announce_first_app, loose_modes, restrict_new_files
 from service.ops.local_server import GUNICORN_CONF
 from service.ops.logs import configure_logging
-from service.store.redis_server import connect, ensure_redis, redis_for_command
+from service.store.redis_server import connect, ensure_redis, redis_for_command, terminate_with_parent
 from workers.embedder import fused_model_id
 from workers.models import ModelError, fetch_models, verify_models
 from workers.pipeline import PROFILES
@@ -118,8 +118,10 @@ def fresh_metrics_dir(settings: Settings) -> Path:
 
 def run_gunicorn(env: dict[str, str]) -> int:
     """Run gunicorn until it exits; SIGTERM/SIGINT are passed on so the embedded Redis is
-    stopped only after the workers have finished their requests."""
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)], env=env)
+    stopped only after the workers have finished their requests. If this process is killed,
+    the kernel stops gunicorn too (it would serve on without its Redis)."""
+    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+    process = subprocess.Popen(command, env=env, preexec_fn=terminate_with_parent)
 
     def forward(signum, frame):
         process.send_signal(signum)

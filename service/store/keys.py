@@ -23,6 +23,11 @@ def replay(digest: str) -> str:
     return f"fs:replay:{digest}"
 
 
+def failed_grants(client: str) -> str:
+    """Counter of failed token grants from one client address in the current minute."""
+    return f"fs:grantfail:{client}"
+
+
 def cluster_quota() -> str:
     """Hash of request counters shared by all apps (the cluster-wide QPS quota)."""
     return "fs:quota"

