@@ -23,11 +23,14 @@ import hashlib
 import itertools
 import json
 import logging
+import socket
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
 
 import numpy as np
 import psutil
@@ -144,6 +147,55 @@ def run_phase(base: str, token: str, probes: list[str], concurrency: int, second
     return figures
 
 
+class SlowClients:
+    """``count`` connections that hold a request open all along a phase: a third send nothing,
+    a third trickle header lines, a third trickle a declared body, one byte a second each (the
+    slow-client attack). Each reconnects when the server drops it."""
+
+    def __init__(self, base: str, count: int) -> None:
+        url = urlsplit(base)
+        self.address = (url.hostname, url.port)
+        self.count = count
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "SlowClients":
+        if self.count:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.count:
+            self.thread.join()
+
+    def _open(self, number: int) -> Optional[socket.socket]:
+        starts = (b"", b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\n",
+                  b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nimage=")
+        try:
+            sock = socket.create_connection(self.address, timeout=5)
+            sock.sendall(starts[number % 3])
+            return sock
+        except OSError:
+            return None
+
+    def _run(self) -> None:
+        sockets = [self._open(n) for n in range(self.count)]
+        while not self.stop.wait(1.0):
+            for number, sock in enumerate(sockets):
+                try:
+                    if sock is None:
+                        raise OSError
+                    sock.sendall(b"" if number % 3 == 0 else b"X: 1\r\n" if number % 3 == 1 else b"a")
+                except OSError:
+                    if sock is not None:
+                        sock.close()
+                    sockets[number] = self._open(number)
+        for sock in sockets:
+            if sock is not None:
+                sock.close()
+
+
 def median_run(runs: list[dict]) -> dict:
     """The run with the median requests/s, with every run's requests/s and identify p99 beside it
     and the median of those p99s."""
@@ -197,6 +249,7 @@ def main() -> None:
     parser.add_argument("--baseline-python", default=str(ROOT / "var" / "bench-venv" / "bin" / "python"))
     parser.add_argument("--baseline-photos", type=int, default=200)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--slow-clients", type=int, default=0, help="connections trickling requests all along each phase")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -231,10 +284,11 @@ def main() -> None:
             for phase in args.phases:
                 phases[phase] = []
                 for concurrency in args.concurrency:
-                    runs = [
-                        run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0)
-                        for _ in range(args.repeat)
-                    ]
+                    with SlowClients(base, args.slow_clients):
+                        runs = [
+                            run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0)
+                            for _ in range(args.repeat)
+                        ]
                     figures = median_run(runs)
                     log.info("%s c=%d: %s", phase, concurrency, json.dumps(figures))
                     phases[phase].append(figures)
@@ -254,7 +308,7 @@ def main() -> None:
         "machine": machine_info(),
         "config": {
             "profile": args.profile, "faces": args.faces, "seconds": args.seconds, "repeat": args.repeat, "workers": args.workers,
-            "threads": args.threads, "batch_size": args.batch_size or 1, "batch_wait_ms": args.batch_wait_ms, "bulk_load_s": load_seconds, "first_worker_ready_s": ready_seconds,
+            "threads": args.threads, "slow_clients": args.slow_clients, "batch_size": args.batch_size or 1, "batch_wait_ms": args.batch_wait_ms, "bulk_load_s": load_seconds, "first_worker_ready_s": ready_seconds,
             "restart_ready_s": restart_seconds, "worker_rss_mb": worker_rss_mb,
         },
         "phases": phases,

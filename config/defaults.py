@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     threads: int = 2
     # Seconds a request may take before gunicorn restarts the worker (request deadline).
     timeout: int = 60
+    # Requests are read in full by each worker's event loop before a thread sees them
+    # (service/ops/buffering_worker.py): a client gets this long from connecting to send its
+    # headers, and request_read_timeout for the whole request (21 MB in 60 s: 350 KB/s), or it
+    # is dropped, having held no thread.
+    request_header_timeout: float = Field(10.0, gt=0)
+    request_read_timeout: float = Field(60.0, gt=0)
+    # Connections a worker reads requests from at once (each costs a socket and what it sent).
+    max_reading_connections: int = Field(1000, ge=1)
     # Access tokens live 30 days, as Baidu's do (§1.2.1).
     token_ttl: int = 2_592_000
     # Longest window a bce-auth-v1 signature is accepted in, whatever expiration it claims: the

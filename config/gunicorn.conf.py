@@ -21,7 +21,9 @@ _settings = load_settings()
 bind = _settings.bind
 workers = _settings.workers
 threads = _settings.threads
-worker_class = "gthread"
+# gthread with each request read in full by the event loop before a thread sees it, so slow or
+# idle clients hold no thread (service/ops/buffering_worker.py).
+worker_class = "service.ops.buffering_worker.BufferingWorker"
 # The request deadline: a request stuck longer than this gets its worker restarted.
 timeout = _settings.timeout
 graceful_timeout = 30

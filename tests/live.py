@@ -53,7 +53,8 @@ def start_live_server(data_dir: Path, workers: int = 2) -> LiveServer:
     log_path = data_dir / "gunicorn.log"
     # Every test client is 127.0.0.1 and the SDK suites send wrong secrets on purpose: no
     # failed-grant limit here (tests/test_token.py tests it).
-    env = {"FACESVC_MAX_FAILED_GRANTS": "0"}
+    # Short read timeouts, so that the slow-client tests see a trickler dropped.
+    env = {"FACESVC_MAX_FAILED_GRANTS": "0", "FACESVC_REQUEST_HEADER_TIMEOUT": "3", "FACESVC_REQUEST_READ_TIMEOUT": "6"}
     process, base = start_gunicorn(redis.url, data_dir, workers=workers, log_path=log_path, env=env)
     return LiveServer(base, process, redis, data_dir, log_path)
 

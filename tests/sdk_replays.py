@@ -109,15 +109,21 @@ def send(base: str, request: WireRequest, timeout: float = 120.0) -> tuple[int, 
 
 
 def read_response(sock: socket.socket, received: bytes) -> tuple[int, bytes]:
+    """The final answer; an interim "100 Continue" that came after the wait is skipped, as
+    curl and .NET skip it."""
     data = received
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"connection closed before the answer: {data[:200]!r}")
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
+    while True:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"connection closed before the answer: {data[:200]!r}")
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        if status >= 200:
+            break
+        data = body
     length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), None)
     while length is None or len(body) < length:
         chunk = sock.recv(65536)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -441,3 +442,65 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_at_once_while_health_answers(ta
         health = requests.get(f"{target.base}/health", timeout=5)
     assert [error_code(a) for a in answers] == [216201, 216201]
     assert health.status_code == 200 and time.monotonic() - started < 5
+
+
+def slow_connections(target: Target, count: int) -> list[socket.socket]:
+    """Connections that send part of a request (half stop inside the headers, half inside a
+    declared body) or nothing at all (every third), and then trickle."""
+    url = urlsplit(target.base)
+    opened = []
+    for number in range(count):
+        sock = socket.create_connection((url.hostname, url.port), timeout=5)
+        if number % 3 == 1:
+            sock.sendall(b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\n")
+        elif number % 3 == 2:
+            sock.sendall(b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nimage=")
+        opened.append(sock)
+    return opened
+
+
+def trickle(sockets: list[socket.socket], byte: bytes) -> None:
+    for sock in sockets:
+        try:
+            sock.sendall(byte)
+        except OSError:
+            pass  # already dropped by the server
+
+
+def test_two_hundred_slow_or_idle_connections_hold_no_thread(target):
+    """Four trickling connections once took every thread of the default server. Requests are
+    read by the workers' event loops now: ordinary calls answer throughout."""
+    slow = slow_connections(target, 200)
+    try:
+        latencies = []
+        for _ in range(10):
+            trickle(slow[1::3], b"X-Slow: 1\r\n")
+            trickle(slow[2::3], b"a")
+            started = time.monotonic()
+            assert requests.get(f"{target.base}/health", timeout=5).status_code == 200
+            answer = send(target, "detect", {"image": b64(FACE)})
+            latencies.append(time.monotonic() - started)
+            assert answer["result_num"] == 1
+            time.sleep(0.3)
+        assert max(latencies) < 5
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_client_that_trickles_its_request_is_dropped_after_the_read_timeout(target):
+    """The live server reads headers for at most 3 s and a request for at most 6 s."""
+    header, body = slow_connections(target, 3)[1:]
+    started = time.monotonic()
+    closed = {}
+    while len(closed) < 2 and time.monotonic() - started < 20:
+        for name, sock in (("header", header), ("body", body)):
+            if name in closed:
+                continue
+            try:
+                sock.sendall(b"X: 1\r\n" if name == "header" else b"a")
+            except OSError:
+                closed[name] = time.monotonic() - started
+        time.sleep(0.5)
+    assert closed.keys() == {"header", "body"}
+    assert 2 < closed["header"] < 10 and 5 < closed["body"] < 12
