@@ -12,7 +12,7 @@ import redis
 from service.errors import ERRORS
 from service.library.face_library import Library
 from tests.helpers import ROOT, BaiduClient, b64, client_of, photo
-from tests.forged_images import plain, png_header
+from bench.forged_images import plain, png_header
 
 FACE = "images/person05/img62.jpg"
 GETLIST = "faceset/group/getlist"

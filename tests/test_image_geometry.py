@@ -16,7 +16,7 @@ from service.errors import ERRORS, FaceError
 from service.api.params import Params, decode_base64
 from service.api.scores import ScoreMap
 from workers.align import ARCFACE_TEMPLATE, align_face, similarity_transform
-from tests.forged_images import jpeg_header, many_scan_jpeg, png_header
+from bench.forged_images import jpeg_header, many_scan_jpeg, png_header
 from workers.image import DecodeLimits, ImageError, decode_image, fit_within, read_dimensions, reduction, sniff_format
 from bench.pose_geometry import estimate_pose
 from service.api.landmarks import baidu_landmark4

@@ -24,7 +24,7 @@ from service.api.v2.schema import ANSWERS
 from service.auth.credentials import AppKeys
 from service.store.redis_server import connect
 from tests.helpers import photo
-from tests.forged_images import plain
+from bench.forged_images import plain
 from service.ops.local_server import free_port
 from tests.live import LiveServer
 from tests.sdk_replays import REPLAYED_SDKS, UNSUPPORTED

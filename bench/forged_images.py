@@ -1,5 +1,6 @@
-"""Images built for hostile-input tests: headers that claim any size, other formats, truncated
-files, polyglots. Pure byte builders; the real photos come from ../shared/data."""
+"""Images built for hostile input (tests/test_hostile.py, bench/hostile_soak.py): headers that claim
+any size, other formats, truncated files, polyglots, a JPEG of thousands of scans. Pure byte
+builders; the real photos come from ../shared/data."""
 from __future__ import annotations
 
 import io
