@@ -149,7 +149,7 @@ class BufferingWorker(ThreadWorker):
         head_end = reading.data.find(_HEAD_END)
         if reading.continued or head_end < 0:
             return
-        head = b"\r\n" + bytes(reading.data[:head_end])
+        head = b"\r\n" + bytes(reading.data[:head_end]) + b"\r\n"
         match = _EXPECT.search(head)
         if match is None:
             return
