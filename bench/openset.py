@@ -63,6 +63,15 @@ def top1(probes: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return best, where
 
 
+def extrapolated_score(impostor_scores: np.ndarray, gallery: int) -> float | None:
+    """The lowest score whose per-comparison FAR makes FPIR(gallery) at most 1 %, or None when
+    that FAR is below what the measured comparisons can show (fewer than 5 impostors above)."""
+    needed_far = 1 - (1 - TARGET_FPIR) ** (1 / gallery)
+    if needed_far * impostor_scores.size < 5:
+        return None
+    return float(np.quantile(impostor_scores, 1 - needed_far))
+
+
 def score_for_fpir(stranger_scores: np.ndarray, fpir: float) -> float:
     """The lowest score at which at most ``fpir`` of the strangers' top-1 scores reach it."""
     return float(np.quantile(stranger_scores, 1 - fpir))
@@ -111,8 +120,7 @@ def main() -> None:
             "score_for_fpir_1pct": score_for_fpir(stranger_scores, TARGET_FPIR),
             "rank1_mated": float(np.mean(right)),
         }
-        extrapolated = [t for t in np.arange(60, 100.01, 0.1) if 1 - (1 - float(np.mean(impostor_scores >= t))) ** len(full) <= TARGET_FPIR]
-        row["score_for_fpir_1pct_extrapolated"] = float(extrapolated[0]) if extrapolated else None
+        row["score_for_fpir_1pct_extrapolated"] = extrapolated_score(impostor_scores, len(full))
         log.info("gallery %d: %s", len(full), json.dumps({k: row[k] for k in ("score_for_fpir_1pct", "score_for_fpir_1pct_extrapolated", "rank1_mated")}))
         results.append(row)
 
@@ -137,7 +145,8 @@ def print_table(report: dict) -> None:
     for row in report["results"]:
         cells = " ".join(f"{100 * row['fnir'][t]:>7.2f}/{100 * row['fpir'][t]:>7.2f}%" for t in SCORES)
         extrapolated = row["score_for_fpir_1pct_extrapolated"]
-        print(f"{row['gallery']:>8} {100 * row['rank1_mated']:>6.2f}% {cells} {row['score_for_fpir_1pct']:>11.1f} {extrapolated if extrapolated is None else round(extrapolated, 1):>9}")
+        shown = "beyond" if extrapolated is None else f"{extrapolated:.1f}"
+        print(f"{row['gallery']:>8} {100 * row['rank1_mated']:>6.2f}% {cells} {row['score_for_fpir_1pct']:>11.1f} {shown:>9}")
 
 
 if __name__ == "__main__":
