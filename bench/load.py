@@ -147,10 +147,26 @@ def run_phase(base: str, token: str, probes: list[str], concurrency: int, second
     return figures
 
 
+# How slow client number n behaves (n % 3): what it sends on connecting, then what it trickles.
+SLOW_STARTS = (
+    b"",  # nothing at all
+    b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\n",  # headers that never end
+    b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nimage=",  # a body
+)
+SLOW_TRICKLES = (b"", b"X-Slow: 1\r\n", b"a")
+
+
+def open_slow(address: tuple[str, int], number: int) -> socket.socket:
+    """A connection of slow client ``number``, its start sent; OSError when refused."""
+    sock = socket.create_connection(address, timeout=5)
+    sock.sendall(SLOW_STARTS[number % 3])
+    return sock
+
+
 class SlowClients:
-    """``count`` connections that hold a request open all along a phase: a third send nothing,
-    a third trickle header lines, a third trickle a declared body, one byte a second each (the
-    slow-client attack). Each reconnects when the server drops it."""
+    """``count`` connections that hold a request open all along a phase (SLOW_STARTS), each
+    trickling its SLOW_TRICKLES once a second (the slow-client attack). Each reconnects when
+    the server drops it."""
 
     def __init__(self, base: str, count: int) -> None:
         url = urlsplit(base)
@@ -170,12 +186,8 @@ class SlowClients:
             self.thread.join()
 
     def _open(self, number: int) -> Optional[socket.socket]:
-        starts = (b"", b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\n",
-                  b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nimage=")
         try:
-            sock = socket.create_connection(self.address, timeout=5)
-            sock.sendall(starts[number % 3])
-            return sock
+            return open_slow(self.address, number)
         except OSError:
             return None
 
@@ -186,7 +198,7 @@ class SlowClients:
                 try:
                     if sock is None:
                         raise OSError
-                    sock.sendall(b"" if number % 3 == 0 else b"X: 1\r\n" if number % 3 == 1 else b"a")
+                    sock.sendall(SLOW_TRICKLES[number % 3])
                 except OSError:
                     if sock is not None:
                         sock.close()

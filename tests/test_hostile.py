@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS
 
+from bench.load import SLOW_TRICKLES, open_slow
 from service.library.check import check_library
 from service.store.faces import FaceStore
 from service.errors import ERRORS
@@ -441,24 +442,17 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_at_once_while_health_answers(ta
 
 
 def slow_connections(target: Target, count: int) -> list[socket.socket]:
-    """Connections that send part of a request (half stop inside the headers, half inside a
-    declared body) or nothing at all (every third), and then trickle."""
+    """Connections of slow clients 0..count-1 (bench/load.py: every third sends nothing, the
+    others stop inside their headers or inside a declared body)."""
     url = urlsplit(target.base)
-    opened = []
-    for number in range(count):
-        sock = socket.create_connection((url.hostname, url.port), timeout=5)
-        if number % 3 == 1:
-            sock.sendall(b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\n")
-        elif number % 3 == 2:
-            sock.sendall(b"POST /rest/2.0/face/v2/detect HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nimage=")
-        opened.append(sock)
-    return opened
+    return [open_slow((url.hostname, url.port), number) for number in range(count)]
 
 
-def trickle(sockets: list[socket.socket], byte: bytes) -> None:
-    for sock in sockets:
+def trickle(sockets: list[socket.socket], first: int) -> None:
+    """One trickle of each connection; ``first`` is the slow-client number of sockets[0]."""
+    for number, sock in enumerate(sockets, start=first):
         try:
-            sock.sendall(byte)
+            sock.sendall(SLOW_TRICKLES[number % 3])
         except OSError:
             pass  # already dropped by the server
 
@@ -470,8 +464,7 @@ def test_two_hundred_slow_or_idle_connections_hold_no_thread(target):
     try:
         latencies = []
         for _ in range(10):
-            trickle(slow[1::3], b"X-Slow: 1\r\n")
-            trickle(slow[2::3], b"a")
+            trickle(slow, 0)
             started = time.monotonic()
             assert requests.get(f"{target.base}/health", timeout=5).status_code == 200
             answer = send(target, "detect", {"image": b64(FACE)})
@@ -494,7 +487,7 @@ def test_a_client_that_trickles_its_request_is_dropped_after_the_read_timeout(ta
             if name in closed:
                 continue
             try:
-                sock.sendall(b"X: 1\r\n" if name == "header" else b"a")
+                sock.sendall(SLOW_TRICKLES[1 if name == "header" else 2])
             except OSError:
                 closed[name] = time.monotonic() - started
         time.sleep(0.5)

@@ -186,9 +186,11 @@ class Params:
 def form_of(request: Request) -> Mapping[str, str]:
     """The request's form, refused (216100) before parsing when it has more fields than any
     Baidu call sends: millions of empty fields would cost seconds and a gigabyte to parse."""
-    if request.mimetype == "application/x-www-form-urlencoded":
+    counted = "facesvc.form_fields_counted"  # authentication and Params both read the form
+    if request.mimetype == "application/x-www-form-urlencoded" and counted not in request.environ:
         if request.get_data(cache=True).count(b"&") >= MAX_FORM_FIELDS:
             raise FaceError(216100, f"more than {MAX_FORM_FIELDS} form fields")
+        request.environ[counted] = True
     return request.form
 
 

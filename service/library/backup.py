@@ -68,7 +68,7 @@ def read_library(store: FaceStore, app: str) -> Iterator[UserRecord]:
 def _read_user(store: FaceStore, app: str, group: str, uid: str) -> UserRecord:
     (info,) = store.user_infos(app, [(group, uid)])
     (face_ids,) = store.face_ids(app, [(group, uid)])
-    records = store.read_faces(app, face_ids, ("model", "digest", "vec"))
+    records = store.read_faces([(app, f) for f in face_ids], ("model", "digest", "vec"))
     faces = [StoredFace(r.model, r.digest, encode_vector(r.vector)) for r in records if r is not None and r.vector is not None]
     return UserRecord(group, uid, info or "", faces)
 

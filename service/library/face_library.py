@@ -177,7 +177,7 @@ class Library:
         face_ids = [f for ids in self.store.face_ids(app, [(g, uid) for g in groups]) for f in ids]
         if not face_ids:
             raise FaceError(216611, f"uid {uid} not in {','.join(groups)}")
-        records = self.store.read_faces(app, face_ids, ("model", "vec"))
+        records = self.store.read_faces([(app, f) for f in face_ids], ("model", "vec"))
         stored = [r.vector for r in records if r is not None and r.vector is not None and r.model == self.model_id]
         if not stored:
             raise FaceError(216611, f"uid {uid} has no face of model {self.model_id}")

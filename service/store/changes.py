@@ -59,13 +59,8 @@ class RedisChangeSource:
         ]
 
     def _vectors(self, faces: list[tuple[str, int]]) -> list[Optional[np.ndarray]]:
-        """The vector of each added face, one round trip per app in the batch."""
-        found: dict[tuple[str, int], Optional[np.ndarray]] = {}
-        for app in dict.fromkeys(app for app, _ in faces):
-            ids = [face_id for a, face_id in faces if a == app]
-            for face_id, record in zip(ids, self.store.read_faces(app, ids, ("model", "vec"))):
-                found[(app, face_id)] = self._vector(record)
-        return [found[face] for face in faces]
+        """The vector of each added (app, face id), in one round trip."""
+        return [self._vector(record) for record in self.store.read_faces(faces, ("model", "vec"))]
 
     def _vector(self, record: Optional[FaceRecord]) -> Optional[np.ndarray]:
         if record is None or record.vector is None or record.model is None:

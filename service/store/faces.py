@@ -284,46 +284,35 @@ class FaceStore:
 
     # -- faces ----------------------------------------------------------------------------
 
-    def read_faces(self, app: str, face_ids: Sequence[int], fields: Sequence[str]) -> list[Optional[FaceRecord]]:
-        """The given fields (of FACE_FIELDS) of each face, in one round trip."""
-        if not face_ids:
-            return []
-        with self.redis.pipeline(transaction=False) as pipe:
-            for face_id in face_ids:
-                pipe.hmget(keys.face(app, face_id), *fields)
-            answers = pipe.execute()
-        return [_record(face_id, fields, values) for face_id, values in zip(face_ids, answers)]
+    def read_faces(self, faces: Sequence[tuple[str, int]], fields: Sequence[str]) -> list[Optional[FaceRecord]]:
+        """The given fields (of FACE_FIELDS) of each (app, face id), in one round trip."""
+        return self._read([(face_id, keys.face(app, face_id), fields) for app, face_id in faces])
 
     def read_owners(self, app: str, face_ids: Sequence[int], with_vector: set[int]) -> list[Optional[FaceRecord]]:
         """The uid of each face, and its vector for the ids in ``with_vector``: identify's one
         round trip per round of candidates (vectors only where a re-rank needs them)."""
-        if not face_ids:
-            return []
-        with self.redis.pipeline(transaction=False) as pipe:
-            for face_id in face_ids:
-                pipe.hmget(keys.face(app, face_id), *(("uid", "vec") if face_id in with_vector else ("uid",)))
-            answers = pipe.execute()
-        return [
-            _record(face_id, ("uid", "vec") if face_id in with_vector else ("uid",), values)
-            for face_id, values in zip(face_ids, answers)
-        ]
+        return self._read(
+            [(i, keys.face(app, i), ("uid", "vec") if i in with_vector else ("uid",)) for i in face_ids]
+        )
 
     def scan_faces(self, fields: Sequence[str]) -> Iterator[list[FaceRecord]]:
         """Every face of every app, in batches; ``app`` is always among the fields read."""
         fields = tuple(dict.fromkeys(("app", *fields)))
-        batch: list[tuple[int, bytes]] = []
+        batch: list[tuple[int, bytes, Sequence[str]]] = []
         for key in self.redis.scan_iter(match=keys.face_pattern(), count=SCAN_BATCH):
-            batch.append((int(key.rsplit(b":", 1)[1]), key))
+            batch.append((int(key.rsplit(b":", 1)[1]), key, fields))
             if len(batch) >= SCAN_BATCH:
-                yield self._read_keys(batch, fields)
+                yield [r for r in self._read(batch) if r is not None]
                 batch = []
         if batch:
-            yield self._read_keys(batch, fields)
+            yield [r for r in self._read(batch) if r is not None]
 
-    def _read_keys(self, batch: list[tuple[int, bytes]], fields: Sequence[str]) -> list[FaceRecord]:
+    def _read(self, requests: Sequence[tuple[int, str | bytes, Sequence[str]]]) -> list[Optional[FaceRecord]]:
+        """(face id, key, fields) -> the record of each, in one pipelined round trip."""
+        if not requests:
+            return []
         with self.redis.pipeline(transaction=False) as pipe:
-            for _, key in batch:
+            for _, key, fields in requests:
                 pipe.hmget(key, *fields)
             answers = pipe.execute()
-        records = (_record(face_id, fields, values) for (face_id, _), values in zip(batch, answers))
-        return [r for r in records if r is not None]
+        return [_record(face_id, fields, values) for (face_id, _, fields), values in zip(requests, answers)]

@@ -26,13 +26,11 @@ def user_info(params: Params, required: bool) -> str | None:
     return info
 
 
-def new_faces(params: Params) -> list[NewFace]:
-    """The request's images (one, or several comma-joined as the C# chapter sends them) as
-    faces to store; any unusable image fails the request before anything is written."""
-    svc = services()
-    encoded = params.encoded_images(svc.settings.limits.image_bytes)
+def new_faces(encoded: list[str]) -> list[NewFace]:
+    """The request's base64 images (one, or several comma-joined as the C# chapter sends
+    them) as faces to store; any unusable image fails the request before anything is written."""
     photos = [decode_base64(text) for text in encoded]
-    return [NewFace(photo_digest(data), inference.embed_largest(svc.pipeline, data)) for data in photos]
+    return [NewFace(photo_digest(data), inference.embed_largest(services().pipeline, data)) for data in photos]
 
 
 def page(params: Params) -> tuple[int, int]:
@@ -48,7 +46,7 @@ def add_user(params: Params) -> dict:
     info = user_info(params, required=True)
     groups = params.group_ids(too_many=216631)
     replace = params.choice("action_type", ("append", "replace"), "append") == "replace"
-    faces = new_faces(params)
+    faces = new_faces(params.encoded_images(svc.settings.limits.image_bytes))
     if replace:  # §1.7.2: the new photos replace all of the uid's photos in the library
         groups = list(dict.fromkeys(groups + svc.library.groups_of(app_id(), uid)))
     svc.library.put_faces(app_id(), uid, groups, faces, info, replace)
@@ -65,14 +63,14 @@ def update_user(params: Params) -> dict:
     info = user_info(params, required=False)
     groups = params.group_ids(required=False, too_many=216631)
     register = params.choice("action_type", ("append", "replace"), "append") == "replace"
-    params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
+    encoded = params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
     known = svc.library.groups_of(app_id(), uid)
     groups = groups or known
     if not register and (not known or set(groups) - set(known)):
         raise FaceError(216612, f"uid {uid} not registered in {','.join(groups) or 'any group'}")
     if not groups:
         raise FaceError(216101, "group_id is needed to register a new uid")
-    svc.library.put_faces(app_id(), uid, groups, new_faces(params), info, replace=True)
+    svc.library.put_faces(app_id(), uid, groups, new_faces(encoded), info, replace=True)
     return {}
 
 

@@ -23,7 +23,7 @@ def identify(params: Params) -> dict:
     groups = params.group_ids()
     users = params.integer("user_top_num")
     faces_per_user = params.integer("face_top_num")
-    probes = probe_images(params)
+    probes = probe_images(params.encoded_images(svc.settings.limits.image_bytes))
     matches = svc.library.identify(app_id(), groups, [p.vector for p in probes], users, faces_per_user)
     score_map = svc.score_map
     result = [
@@ -46,23 +46,21 @@ def verify(params: Params) -> dict:
     comma-joined images are each scored against every face of the uid."""
     svc = services()
     uid = params.uid()
-    params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
+    encoded = params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first
     groups = params.group_ids(required=False) or svc.library.groups_of(app_id(), uid)
     if not groups:
         raise FaceError(216611, f"uid {uid} is in no group")
     top = params.integer("top_num")
-    probes = probe_images(params)
+    probes = probe_images(encoded)
     similarities = svc.library.verify(app_id(), uid, groups, [p.vector for p in probes])[:top]
     score_map = svc.score_map
     result = [score_map.to_score(s) for s in similarities]
     return with_liveness({"result_num": len(result), "result": result}, params, probes)
 
 
-def probe_images(params: Params) -> list[inference.Probe]:
-    """The largest face of each of the request's images; any unusable image fails the request."""
-    svc = services()
-    encoded = params.encoded_images(svc.settings.limits.image_bytes)
-    return [inference.probe(svc.pipeline, decode_base64(text)) for text in encoded]
+def probe_images(encoded: list[str]) -> list[inference.Probe]:
+    """The largest face of each base64 image; any unusable image fails the request."""
+    return [inference.probe(services().pipeline, decode_base64(text)) for text in encoded]
 
 
 def with_liveness(answer: dict, params: Params, probes: list[inference.Probe]) -> dict:
