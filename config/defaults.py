@@ -98,6 +98,33 @@ class Index(BaseModel, frozen=True):
     threads: int = Field(1, ge=1)
 
 
+class FaceTokens(BaseModel, frozen=True):
+    """v3's face tokens of detected faces (detect, search, match...), reusable as
+    image_type=FACE_TOKEN. A registered face's token lasts as long as the face."""
+
+    # Baidu's tokens of detected faces last 60 minutes (v3 spec §2.6).
+    ttl_seconds: int = Field(3600, ge=1)
+    # Detected faces kept per app; beyond it the oldest go first. Each holds an embedding
+    # (~2.6 KB with the fused profile's 640 floats), so 20,000 cost an app ~55 MB of Redis.
+    max_per_app: int = Field(20_000, ge=1)
+
+
+class UrlImages(BaseModel, frozen=True):
+    """v3's image_type=URL: facesvc downloads the image itself. Off unless ``allow`` names
+    where from (service/api/url_images.py): "*" for any host whose addresses are all public,
+    host names ("images.example.com", "*.example.com") and networks ("10.0.0.0/8"); a private,
+    loopback or link-local address is fetched only when a network entry covers it."""
+
+    # Comma-separated; empty: URL images are refused (222204).
+    allow: str = ""
+    # Seconds for the whole download, redirects included.
+    timeout_seconds: float = Field(10.0, gt=0)
+    # Largest image downloaded: Baidu's limit of a base64 image (2 MB encoded ~ 1.5 MB).
+    max_bytes: int = Field(2 * MB, ge=1)
+    # Redirects followed, each checked like the first URL.
+    max_redirects: int = Field(3, ge=0)
+
+
 class Settings(BaseSettings):
     """facesvc configuration."""
 
@@ -154,6 +181,8 @@ class Settings(BaseSettings):
     quotas: Quotas = Field(default_factory=Quotas)
     models: Models = Field(default_factory=Models)
     index: Index = Field(default_factory=Index)
+    face_tokens: FaceTokens = Field(default_factory=FaceTokens)
+    url_images: UrlImages = Field(default_factory=UrlImages)
 
     @property
     def model_cache(self) -> Path:

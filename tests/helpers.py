@@ -3,13 +3,14 @@ form-encoded protocol, and the assertions on Baidu's answers."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any, Optional
 
 import cv2
 import numpy as np
 
-from service.errors import ERRORS
+from service.errors import ERRORS, V3_ERRORS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -53,6 +54,23 @@ class BaiduClient:
         return response.get_json()
 
 
+class V3Client:
+    """Calls facesvc's v3 the way Baidu's current SDKs do: a JSON body (an object, or a list
+    for match and faceverify), token in the URL. ``raw`` sends a body as it is."""
+
+    def __init__(self, client, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    def call(self, path: str, body: Any = None, raw: Optional[bytes] = None, content_type: str = "application/json", **params: Any) -> dict:
+        data = raw if raw is not None else json.dumps(body if body is not None else params).encode()
+        response = self.client.post(
+            f"/rest/2.0/face/v3/{path}", query_string={"access_token": self.token}, data=data, content_type=content_type
+        )
+        assert response.status_code == 200, response.data[:300]
+        return response.get_json(force=True)
+
+
 def client_of(app, keys=None) -> BaiduClient:
     """A BaiduClient of ``app`` with a token of ``keys`` (a new app's when None)."""
     auth = app.extensions["facesvc"].auth
@@ -79,3 +97,17 @@ def assert_error(answer: dict, code: int, message: Optional[str] = None) -> None
     expected = {"error_code": code, "error_msg": message or ERRORS[code], "log_id": answer.get("log_id")}
     assert answer == expected, answer
     assert type(answer["log_id"]) is int and 0 <= answer["log_id"] < 2**64
+
+
+def assert_v3_error(answer: dict, code: int) -> None:
+    """v3's error envelope: the code, the table's message verbatim, result null."""
+    assert (answer["error_code"], answer["error_msg"], answer["result"], answer["cached"]) == (code, V3_ERRORS[code], None, 0), answer
+    assert type(answer["log_id"]) is int and 0 <= answer["log_id"] < 2**53
+    assert type(answer["timestamp"]) is int
+
+
+def v3_result(answer: dict) -> Any:
+    """The result of a v3 success, after checking its envelope."""
+    assert (answer["error_code"], answer["error_msg"], answer["cached"]) == (0, "SUCCESS", 0), answer
+    assert set(answer) == {"error_code", "error_msg", "log_id", "timestamp", "cached", "result"}, answer
+    return answer["result"]

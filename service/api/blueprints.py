@@ -9,14 +9,23 @@ from service.api.console import routes as console
 from service.api.endpoint import ApiVersion
 from service.api.v2 import API as V2
 from service.api.v2 import detect, faceset, search
+from service.api.v3 import API as V3
+from service.api.v3 import detect as v3_detect
+from service.api.v3 import faceset as v3_faceset
+from service.api.v3 import person as v3_person
+from service.api.v3 import search as v3_search
 
 # Oldest first: an URL of no version (a 404, the token endpoint) is answered in the first's envelope.
-API_VERSIONS: list[ApiVersion] = [V2]
+API_VERSIONS: list[ApiVersion] = [V2, V3]
 BLUEPRINTS = [
     token.blueprint,
     detect.blueprint,
     search.blueprint,
     faceset.blueprint,
+    v3_detect.blueprint,
+    v3_search.blueprint,
+    v3_faceset.blueprint,
+    v3_person.blueprint,
     docs.blueprint,
     ops.blueprint,
     console.blueprint,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from flask import Blueprint, current_app, g, jsonify, request
 
 from config.defaults import Limits
-from service.api.params import Integer, Params, form_of
+from service.api.params import BODY, Integer, Params, form_of
 from service.errors import FaceError
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class Operation:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     answer: str
+    array_body: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class ApiVersion:
     of the version's endpoints, errors raised anywhere below included, goes through them.
     ``integers(limits)`` are the ranges ``Params.integer`` enforces, ``schemas(limits)`` every
     parameter's JSON schema, ``answers`` the answer schemas by name, ``aliases`` other names
-    clients send for a parameter; ``operations`` fills as route modules register endpoints."""
+    clients send for a parameter; ``json_bodies``: bodies are JSON whatever their
+    Content-Type (v3); ``operations`` fills as route modules register endpoints."""
 
     name: str
     prefixes: tuple[str, ...]
@@ -68,16 +70,25 @@ class ApiVersion:
     schemas: Callable[[Limits], dict[str, dict[str, Any]]]
     answers: dict[str, dict[str, Any]]
     aliases: Mapping[str, str] = field(default_factory=dict)
+    json_bodies: bool = False
     operations: list[Operation] = field(default_factory=list)
 
     def serves(self, path: str) -> bool:
         return path.startswith(tuple(prefix + "/" for prefix in self.prefixes))
 
     def endpoint(
-        self, blueprint: Blueprint, path: str, answer: str, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+        self,
+        blueprint: Blueprint,
+        path: str,
+        answer: str,
+        required: tuple[str, ...] = (),
+        optional: tuple[str, ...] = (),
+        array_body: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register ``handler(params) -> dict`` under ``path`` below every prefix:
-        authenticate, admit under the quotas, parse parameters, wrap the result."""
+        authenticate, admit under the quotas, parse parameters, wrap the result.
+        ``array_body``: the body is a JSON array of objects (v3 match), whose fields
+        ``required`` and ``optional`` then name."""
 
         def register(handler: Handler) -> Handler:
             @wraps(handler)
@@ -85,13 +96,17 @@ class ApiVersion:
                 g.app_id = authenticate()
                 services().quota.admit(g.app_id)
                 integers = self.integers(services().settings.limits)
-                params = Params.from_request(request, integers, self.aliases, signed_query=g.get("signed", False))
+                params = Params.from_request(
+                    request, integers, self.aliases, signed_query=g.get("signed", False), json_any=self.json_bodies
+                )
+                if params.items is not None and not array_body:
+                    raise FaceError(216100, "this call takes a JSON object, not an array", param=BODY)
                 return jsonify(self.success(handler(params)))
 
             for number, prefix in enumerate(self.prefixes):
                 blueprint.add_url_rule(prefix + path, f"{handler.__name__}_{number}", view, methods=METHODS)
             summary = (handler.__doc__ or handler.__name__).strip().splitlines()[0]
-            self.operations.append(Operation(path, summary, required, optional, answer))
+            self.operations.append(Operation(path, summary, required, optional, answer, array_body))
             return handler
 
         return register

@@ -1,10 +1,24 @@
-"""Baidu's landmark layouts, shared by the API versions: ``landmark`` (4 points) from the
-detector's five and ``landmark72`` from the 68-point head (iBUG 300-W layout, described in
-workers/landmarks.py). Pure geometry; how well they match Baidu's is in the README.
+"""Baidu's face geometry, shared by the API versions: the face box in the photo's pixels, and
+the landmark layouts ``landmark`` (4 points) from the detector's five and ``landmark72`` from
+the 68-point head (iBUG 300-W layout, described in workers/landmarks.py). Pure geometry; how
+well they match Baidu's is in the README.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from workers.attributes import Face
+
+
+def photo_box(face: Face) -> tuple[float, float, float, float]:
+    """(left, top, width, height) of the face in the photo's pixels (a large photo was decoded
+    scaled down by ``face.scale``), boxed within the photo: a face cut by the photo's edge
+    gets a box that ends there (Baidu's fields are unsigned)."""
+    left, top, width, height = (value * face.scale for value in face.detection.box)
+    image_height, image_width = (side * face.scale for side in face.image.shape[:2])
+    right, bottom = min(float(image_width), left + width), min(float(image_height), top + height)
+    left, top = max(0.0, left), max(0.0, top)
+    return left, top, max(0.0, right - left), max(0.0, bottom - top)
 
 # Baidu's landmark72 groups (the grouping Baidu's drawing examples use): 0-12 contour from the
 # image-left ear over the chin (6); 13-20 image-left eye ring, 21 its centre; 22-29 image-left

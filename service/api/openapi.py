@@ -56,9 +56,14 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _operations(operation_id: str, summary: str, fields: dict[str, Schema], required: tuple[str, ...], answers: dict) -> dict:
-    """GET with the parameters in the query string, POST with them in a form or JSON body."""
+def _operations(
+    operation_id: str, summary: str, fields: dict[str, Schema], required: tuple[str, ...], answers: dict, array_body: bool = False
+) -> dict:
+    """GET with the parameters in the query string, POST with them in a form or JSON body
+    (``array_body``: a JSON array of such objects, v3's match and faceverify)."""
     body = closed_object(fields, required, closed=False)
+    if array_body:
+        body = array(body)
     query = [{"name": n, "in": "query", "required": n in required, "schema": s} for n, s in fields.items()]
     return {
         "get": {"operationId": f"{operation_id}_get", "summary": summary, "parameters": query, "responses": answers},
@@ -90,7 +95,7 @@ def build_document(limits: Limits, versions: list["ApiVersion"]) -> dict:
         answer = {"oneOf": [_ref(f"{version.name}.{operation.answer}"), _ref(f"{version.name}.Error")]}
         answers = {"200": _json(answer, "the result, or a Baidu error")}
         operation_id = path.removeprefix("/rest/2.0/face/").replace("/", "_")
-        paths[path] = _operations(operation_id, operation.summary, fields, operation.required, answers)
+        paths[path] = _operations(operation_id, operation.summary, fields, operation.required, answers, operation.array_body)
     grant = {
         "grant_type": {"type": "string", "enum": ["client_credentials"]},
         "client_id": {"type": "string", "description": "the API key"},
@@ -109,7 +114,7 @@ def build_document(limits: Limits, versions: list["ApiVersion"]) -> dict:
         "info": {
             "title": "facesvc",
             "version": ", ".join(v.name for v in versions),
-            "description": "Baidu Face API, self-hosted. Errors are HTTP 200 with error_code, error_msg and log_id.",
+            "description": "Baidu Face API v2 and v3, self-hosted. Errors are HTTP 200 with error_code, error_msg and log_id (v3: in its full envelope).",
         },
         "paths": paths,
         "components": {

@@ -2,16 +2,19 @@
 
 The file is gzip'd JSON lines. Line 1 is a header::
 
-    {"format": "facesvc-library", "version": 1, "app_id": "...", "exported_at": "...Z"}
+    {"format": "facesvc-library", "version": 2, "app_id": "...", "exported_at": "...Z",
+     "kept_groups": ["..."]}
 
 then one line per (group, user), groups in creation order and users in the order they joined::
 
     {"group": "staff", "uid": "alice", "user_info": "Alice",
      "faces": [{"model": "sface+fr_feature", "digest": "<sha256 of the photo>",
-                "vector": "<base64 of little-endian float32>"}]}
+                "token": "<v3 face token>", "vector": "<base64 of little-endian float32>"}]}
 
 Embeddings travel as stored, with their model id, so a restore needs no photos and no models;
-the digests keep 216616 ("image existed") working. Face ids and timestamps are not kept (they
+the digests keep 216616 ("image existed") working and the tokens keep v3's face tokens.
+``kept_groups`` are the groups v3 keeps while empty (version 2; a version 1 file has neither
+and restores with tokens made from the digests). Face ids and timestamps are not kept (they
 are local to a Redis). A restore goes through ``Library.put_faces``, like any write, and skips
 faces already there, so it can be rerun after an interruption.
 """
@@ -24,13 +27,15 @@ import time
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
+from service.errors import FaceError
 from service.library.face_library import Library, NewFace
 from service.store.faces import FaceStore, decode_vector, encode_vector
 
 FORMAT = "facesvc-library"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 PAGE = 1000
 
 
@@ -39,6 +44,7 @@ class StoredFace:
     model: str
     digest: str
     vector: bytes  # float32, as Redis holds it
+    token: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,10 @@ def read_library(store: FaceStore, app: str) -> Iterator[UserRecord]:
 def _read_user(store: FaceStore, app: str, group: str, uid: str) -> UserRecord:
     (info,) = store.user_infos(app, [(group, uid)])
     (face_ids,) = store.face_ids(app, [(group, uid)])
-    records = store.read_faces([(app, f) for f in face_ids], ("model", "digest", "vec"))
-    faces = [StoredFace(r.model, r.digest, encode_vector(r.vector)) for r in records if r is not None and r.vector is not None]
+    records = store.read_faces([(app, f) for f in face_ids], ("model", "digest", "token", "vec"))
+    faces = [
+        StoredFace(r.model, r.digest, encode_vector(r.vector), r.token) for r in records if r is not None and r.vector is not None
+    ]
     return UserRecord(group, uid, info or "", faces)
 
 
@@ -78,7 +86,7 @@ def export_library(store: FaceStore, app: str, path: Path) -> Counts:
     user by user and may miss what changes meanwhile."""
     users = faces = 0
     with gzip.open(path, "wt", encoding="utf-8") as out:
-        header = {"format": FORMAT, "version": VERSION, "app_id": app, "exported_at": _now()}
+        header = {"format": FORMAT, "version": VERSION, "app_id": app, "exported_at": _now(), "kept_groups": sorted(store.kept_groups(app))}
         out.write(json.dumps(header) + "\n")
         for record in read_library(store, app):
             out.write(json.dumps(_to_json(record), ensure_ascii=False) + "\n")
@@ -91,9 +99,9 @@ def read_export(path: Path) -> tuple[dict, Iterator[UserRecord]]:
     """The header and the records of an export file; ValueError when it is not one."""
     handle = gzip.open(path, "rt", encoding="utf-8")
     header = json.loads(handle.readline() or "{}")
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
+    if header.get("format") != FORMAT or header.get("version") not in READABLE:
         handle.close()
-        raise ValueError(f"{path} is not a {FORMAT} v{VERSION} file")
+        raise ValueError(f"{path} is not a {FORMAT} file of version {' or '.join(map(str, READABLE))}")
 
     def records() -> Iterator[UserRecord]:
         with handle:
@@ -103,9 +111,16 @@ def read_export(path: Path) -> tuple[dict, Iterator[UserRecord]]:
     return header, records()
 
 
-def restore_library(records: Iterator[UserRecord], app: str, library_for: Callable[[str], Library]) -> Counts:
-    """Write the records into ``app``; ``library_for(model_id)`` stamps faces with their model.
-    Faces whose photo digest the user already has in that group are skipped."""
+def restore_library(header: dict, records: Iterator[UserRecord], app: str, library_for: Callable[[str], Library]) -> Counts:
+    """Write the header's kept groups and the records into ``app``; ``library_for(model_id)``
+    stamps faces with their model. Faces whose photo digest the user already has in that group
+    are skipped, and kept groups that exist already stay as they are."""
+    for group in header.get("kept_groups", []):
+        try:
+            library_for("").add_group(app, group)
+        except FaceError as error:
+            if error.code != 223101:  # it exists: a rerun, or a group made since
+                raise
     users = faces = 0
     for record in records:
         known = library_for("").photo_digests(app, record.group, record.uid)
@@ -113,7 +128,7 @@ def restore_library(records: Iterator[UserRecord], app: str, library_for: Callab
         by_model = groupby(sorted(fresh, key=lambda f: f.model), key=lambda f: f.model)
         batches = [(model, list(group)) for model, group in by_model] or [("", [])]
         for model, batch in batches:
-            new = [NewFace(f.digest, decode_vector(f.vector)) for f in batch]
+            new = [NewFace(f.digest, decode_vector(f.vector), f.token) for f in batch]
             library_for(model).put_faces(app, record.uid, [record.group], new, record.user_info, replace=False)
         users += 1
         faces += len(fresh)
@@ -126,13 +141,14 @@ def _to_json(record: UserRecord) -> dict:
         "uid": record.uid,
         "user_info": record.user_info,
         "faces": [
-            {"model": f.model, "digest": f.digest, "vector": base64.b64encode(f.vector).decode()} for f in record.faces
+            {"model": f.model, "digest": f.digest, "token": f.token, "vector": base64.b64encode(f.vector).decode()}
+            for f in record.faces
         ],
     }
 
 
 def _from_json(entry: dict) -> UserRecord:
-    faces = [StoredFace(f["model"], f["digest"], base64.b64decode(f["vector"])) for f in entry["faces"]]
+    faces = [StoredFace(f["model"], f["digest"], base64.b64decode(f["vector"]), f.get("token")) for f in entry["faces"]]
     return UserRecord(entry["group"], entry["uid"], entry["user_info"], faces)
 
 

@@ -1,4 +1,5 @@
-"""Consistency check of the face library: Redis records, memberships and indexes agree.
+"""Consistency check of the face library: Redis records, memberships, face tokens and indexes
+agree; the group list holds exactly the groups with members and those v3 keeps while empty.
 
 Used by ``facesvc check`` and by tests after crashes and hostile input.
 """
@@ -16,14 +17,20 @@ def check_library(store: FaceStore, registry: Optional[IndexRegistry] = None, mo
     problems: list[str] = []
     faces: dict[tuple[str, str, str], set[int]] = defaultdict(set)  # (app, group, uid) -> ids
     indexed: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for batch in store.scan_faces(("group", "uid", "model")):
+    tokens: dict[tuple[str, str], set[int]] = defaultdict(set)  # (app, face token) -> ids
+    for batch in store.scan_faces(("group", "uid", "model", "token")):
         for record in batch:
-            if None in (record.app, record.group, record.uid, record.model):
+            if None in (record.app, record.group, record.uid, record.model, record.token):
                 problems.append(f"face {record.face_id} of app {record.app}: incomplete face record")
                 continue
             faces[(record.app, record.group, record.uid)].add(record.face_id)
+            tokens[(record.app, record.token)].add(record.face_id)
             if record.model == model_id:
                 indexed[(record.app, record.group)].add(record.face_id)
+    for app, token, ids in store.token_sets():
+        if ids != tokens.pop((app, token), set()):
+            problems.append(f"app {app}: face token {token} lists faces {sorted(ids)}, not the faces that have it")
+    problems += [f"app {app}: face token {token} of faces {sorted(ids)} is not indexed" for (app, token), ids in tokens.items()]
     apps = set(store.apps()) | {app for app, _, _ in faces}
     for app in sorted(apps):
         problems += _check_app(store, app, {k[1:]: v for k, v in faces.items() if k[0] == app})
@@ -54,8 +61,9 @@ def _check_app(store: FaceStore, app: str, faces: dict[tuple[str, str], set[int]
     for group, uid in faces:
         if uid not in memberships or group not in memberships[uid]:
             problems.append(f"app {app}: faces of {uid} in {group} without membership")
-    if listed_groups != member_groups:
-        problems.append(f"app {app}: group list {sorted(listed_groups)} != groups with members {sorted(member_groups)}")
+    kept = store.kept_groups(app)
+    if listed_groups != member_groups | kept:
+        problems.append(f"app {app}: group list {sorted(listed_groups)} != groups with members or kept {sorted(member_groups | kept)}")
     for uid, groups in memberships.items():
         recorded = set(store.groups_of(app, uid))
         if recorded != groups:

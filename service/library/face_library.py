@@ -15,7 +15,7 @@ import numpy as np
 
 from index.search import Hit, VectorSearch
 from service.errors import FaceError
-from service.store.faces import FaceStore
+from service.store.faces import FaceRecord, FaceStore, TokenFace, face_token
 
 # Candidates an identify asks the index for at least, per user and face wanted: approximate
 # groups re-rank them exactly (bench/search.py: the exact best face is among the 50 best).
@@ -25,10 +25,12 @@ CANDIDATES_PER_RESULT = 10
 
 @dataclass(frozen=True)
 class NewFace:
-    """A face to store: the sha256 of its photo and its embedding."""
+    """A face to store: the sha256 of its photo, its embedding and its face token (None: the
+    token of the photo's largest face, ``face_token(app, digest)``)."""
 
     digest: str
     vector: np.ndarray
+    token: Optional[str] = None
 
 
 def photo_digest(data: bytes) -> str:
@@ -61,15 +63,17 @@ class Library:
         faces: list[NewFace],
         user_info: Optional[str],
         replace: bool,
+        keep_groups: bool = False,
     ) -> None:
         """Register faces for uid in each group (user/add, user/update).
 
         ``replace`` drops the uid's earlier faces in those groups first; otherwise a photo
         already registered for the uid in a group is refused with 216616. ``user_info`` None
-        keeps what is stored (an unknown uid then gets an empty one).
+        keeps what is stored (an unknown uid then gets an empty one). ``keep_groups`` (v3):
+        a group this makes stays when its last user leaves.
         """
-        pairs = [(face.digest, face.vector) for face in faces]
-        self.store.put_faces(app, uid, groups, pairs, self.model_id, user_info, replace)
+        triples = [(face.digest, face.token or face_token(app, face.digest), face.vector) for face in faces]
+        self.store.put_faces(app, uid, groups, triples, self.model_id, user_info, replace, keep_groups)
         self.index.catch_up()
 
     def remove_user(
@@ -86,10 +90,32 @@ class Library:
         self.store.remove_user(app, uid, groups, keep, missing_code)
         self.index.catch_up()
 
-    def copy_user(self, app: str, uid: str, source: str, targets: list[str]) -> None:
-        """Copy uid with its user_info and faces from ``source`` into each target group."""
-        self.store.copy_user(app, uid, source, targets)
+    def copy_user(self, app: str, uid: str, source: str, targets: list[str], targets_exist: bool = False) -> None:
+        """Copy uid with its user_info and faces from ``source`` into each target group;
+        ``targets_exist`` (v3): the groups must exist already (``FaceStore.copy_user``)."""
+        self.store.copy_user(app, uid, source, targets, targets_exist)
         self.index.catch_up()
+
+    def delete_face(self, app: str, uid: str, group: str, token: str) -> None:
+        """The face of uid in group with that token (223106 when none); the user leaves the
+        group with its last face."""
+        faces = self.store.user_faces(app, group, uid)
+        match = next((f.face_id for f in faces if token_of(app, f) == token), None)
+        if match is None and faces:
+            raise FaceError(223106, f"face token {token} of {uid} in {group}")
+        self.store.delete_face(app, uid, group, match if match is not None else 0)
+        self.index.catch_up()
+
+    def add_group(self, app: str, group: str) -> None:
+        self.store.add_group(app, group)
+
+    def delete_group(self, app: str, group: str) -> None:
+        self.store.delete_group(app, group)
+        self.index.catch_up()
+
+    def remember_faces(self, app: str, faces: Sequence[tuple[str, str, str, np.ndarray, str]], ttl: int, cap: int) -> None:
+        """Detected faces, usable by their tokens for ``ttl`` seconds (``FaceStore.remember_faces``)."""
+        self.store.remember_faces(app, faces, ttl, cap)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -99,6 +125,16 @@ class Library:
 
     def groups_of(self, app: str, uid: str) -> list[str]:
         return self.store.groups_of(app, uid)
+
+    def missing_groups(self, app: str, groups: list[str]) -> list[str]:
+        return [g for g, exists in zip(groups, self.store.existing_groups(app, groups)) if not exists]
+
+    def user_faces(self, app: str, group: str, uid: str) -> list[tuple[str, int]]:
+        """(face token, created unix seconds) of uid's faces in group, oldest first."""
+        return [(token_of(app, f), int(f.created or 0)) for f in self.store.user_faces(app, group, uid)]
+
+    def token_face(self, app: str, token: str) -> Optional[TokenFace]:
+        return self.store.token_face(app, token)
 
     def user_entries(self, app: str, uid: str, groups: Optional[list[str]]) -> list[tuple[str, str]]:
         """(group, user_info) for each of the uid's groups, optionally only the listed ones."""
@@ -182,6 +218,11 @@ class Library:
         if not stored:
             raise FaceError(216611, f"uid {uid} has no face of model {self.model_id}")
         return sorted((np.stack(stored) @ np.stack(vectors).T).ravel().tolist(), reverse=True)
+
+
+def token_of(app: str, record: FaceRecord) -> str:
+    """A stored face's token; faces stored before tokens existed get theirs from the digest."""
+    return record.token or face_token(app, record.digest or "")
 
 
 def _best_per_user(

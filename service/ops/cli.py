@@ -92,7 +92,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     try:
-        auth = Auth.from_settings(connect(url), settings)
+        client = connect(url)
+        given = FaceStore(client).give_tokens()
+        if given:
+            log.info("gave %d faces stored before face tokens existed their tokens", given)
+        auth = Auth.from_settings(client, settings)
         if not auth.has_apps():
             announce_first_app(auth.create_keys(), settings.data_dir, sys.stdout)
         env = {

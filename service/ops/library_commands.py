@@ -102,7 +102,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
         def library_for(model: str) -> Library:
             return libraries.setdefault(model, offline_library(client, model))
 
-        counts = restore_library(records, app, library_for)
+        counts = restore_library(header, records, app, library_for)
         registered = client.hexists(keys.apps(), app)
     print(f"restored into app {app}: {counts.users} users, {counts.faces} new faces")
     if not registered:

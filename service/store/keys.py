@@ -55,6 +55,50 @@ def groups(app: str) -> str:
     return f"{app_prefix(app)}:groups"
 
 
+def kept_groups(app: str) -> str:
+    """Set of the groups v3 made (group/add, or a write through v3): they stay while empty."""
+    return f"{app_prefix(app)}:keptgroups"
+
+
+def token_prefix(app: str) -> str:
+    """Prefix of the sets face token -> ids of the registered faces with that token."""
+    return f"{app_prefix(app)}:token:"
+
+
+def face_token(app: str, token: str) -> str:
+    return f"{token_prefix(app)}{token}"
+
+
+def face_token_pattern() -> str:
+    """SCAN pattern matching every face token set of every app."""
+    return "fs:{*}:token:*"
+
+
+def parse_face_token(key: str) -> tuple[str, str]:
+    """(app, token) of a face token set's key."""
+    tagged, token = key.removeprefix("fs:{").rsplit(":token:", 1)
+    return tagged.removesuffix("}"), token
+
+
+def tokens_given() -> str:
+    """Set once every face stored before face tokens existed has its token (FaceStore.give_tokens)."""
+    return "fs:tokens_given"
+
+
+def detected_prefix(app: str) -> str:
+    """Prefix of detected faces' hashes (model, digest, vec, face), kept for the token's TTL."""
+    return f"{app_prefix(app)}:detected:"
+
+
+def detected_face(app: str, token: str) -> str:
+    return f"{detected_prefix(app)}{token}"
+
+
+def detected(app: str) -> str:
+    """Sorted set token -> expiry (unix seconds) of the app's detected faces, to bound them."""
+    return f"{app_prefix(app)}:detected"
+
+
 def group_users(app: str, group: str) -> str:
     """Sorted set uid -> order of joining the group, for getusers paging."""
     return f"{app_prefix(app)}:members:{group}"
@@ -76,7 +120,7 @@ def user_groups(app: str, uid: str) -> str:
 
 
 def face_prefix(app: str) -> str:
-    """Prefix of face hashes (app, uid, group, model, digest, created, vec): ``<prefix><id>``."""
+    """Prefix of face hashes (app, uid, group, model, digest, token, created, vec): ``<prefix><id>``."""
     return f"{app_prefix(app)}:face:"
 
 

@@ -13,19 +13,6 @@ from service.library.face_library import NewFace, photo_digest
 blueprint = Blueprint("v2_faceset", __name__)
 
 
-def user_info(params: Params, required: bool) -> str | None:
-    """user_info may be sent empty; at most ``limits.user_info_bytes`` (§1.7.2: 256)."""
-    if not params.present("user_info"):
-        if required:
-            raise FaceError(216101, "missing user_info")
-        return None
-    info = params.text("user_info", required=False, default="") or ""
-    limit = services().settings.limits.user_info_bytes
-    if len(info.encode()) > limit:
-        raise FaceError(216100, f"user_info longer than {limit} bytes")
-    return info
-
-
 def new_faces(encoded: list[str]) -> list[NewFace]:
     """The request's base64 images (one, or several comma-joined as the C# chapter sends
     them) as faces to store; any unusable image fails the request before anything is written."""
@@ -43,7 +30,7 @@ def add_user(params: Params) -> dict:
     """Register a face of a user in groups (spec 1.7)"""
     svc = services()
     uid = params.uid()
-    info = user_info(params, required=True)
+    info = params.user_info(svc.settings.limits.user_info_bytes, required=True)
     groups = params.group_ids(too_many=216631)
     replace = params.choice("action_type", ("append", "replace"), "append") == "replace"
     faces = new_faces(params.encoded_images(svc.settings.limits.image_bytes))
@@ -60,7 +47,7 @@ def update_user(params: Params) -> dict:
     In the given groups, or all of the uid's groups when none are given."""
     svc = services()
     uid = params.uid()
-    info = user_info(params, required=False)
+    info = params.user_info(svc.settings.limits.user_info_bytes, required=False)
     groups = params.group_ids(required=False, too_many=216631)
     register = params.choice("action_type", ("append", "replace"), "append") == "replace"
     encoded = params.encoded_images(svc.settings.limits.image_bytes)  # a missing image is 216101 first

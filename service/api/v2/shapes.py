@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Optional
 
-from service.api.landmarks import baidu_landmark4, baidu_landmark72
+from service.api.landmarks import baidu_landmark4, baidu_landmark72, photo_box
 from workers.attributes import Quality, Smile
 from workers.pipeline import Face
 
@@ -18,20 +18,10 @@ def describe_face(face: Face, fields: set[str]) -> dict:
     attribute's head runs only when its field is asked for (README: "Face attributes").
     Baidu's pose signs are the pipeline's (``workers.attributes.Pose``): yaw > 0 nose to the
     image's right, pitch > 0 looking down, roll > 0 clockwise."""
-    # Coordinates are the photo's pixels; a large photo was decoded scaled down by face.scale.
-    left, top, width, height = (value * face.scale for value in face.detection.box)
-    # A face cut by the photo's edge is boxed within the photo (Baidu's fields are uint32).
-    image_height, image_width = (side * face.scale for side in face.image.shape[:2])
-    right, bottom = min(float(image_width), left + width), min(float(image_height), top + height)
-    left, top = max(0.0, left), max(0.0, top)
+    left, top, width, height = photo_box(face)
     pose = face.pose
     shaped = {
-        "location": {
-            "left": round(left),
-            "top": round(top),
-            "width": max(0, round(right - left)),
-            "height": max(0, round(bottom - top)),
-        },
+        "location": {"left": round(left), "top": round(top), "width": round(width), "height": round(height)},
         "face_probability": round(min(1.0, face.detection.score), 6),
         "rotation_angle": round(pose.roll),
         "yaw": round(pose.yaw, 6),
