@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,11 +72,11 @@ class V3Client:
         return response.get_json(force=True)
 
 
-def client_of(app, keys=None) -> BaiduClient:
-    """A BaiduClient of ``app`` with a token of ``keys`` (a new app's when None)."""
+def client_of(app, keys=None, kind: type = BaiduClient) -> Any:
+    """A ``kind`` (BaiduClient, V3Client) of ``app`` with a token of ``keys`` (a new app's when None)."""
     auth = app.extensions["facesvc"].auth
     keys = keys or auth.create_keys()
-    return BaiduClient(app.test_client(), auth.issue_token(keys.api_key, keys.secret_key)["access_token"])
+    return kind(app.test_client(), auth.issue_token(keys.api_key, keys.secret_key)["access_token"])
 
 
 def grey_png() -> bytes:
@@ -111,3 +112,12 @@ def v3_result(answer: dict) -> Any:
     assert (answer["error_code"], answer["error_msg"], answer["cached"]) == (0, "SUCCESS", 0), answer
     assert set(answer) == {"error_code", "error_msg", "log_id", "timestamp", "cached", "result"}, answer
     return answer["result"]
+
+
+def readme_errors(heading: str) -> dict[int, tuple[str, str]]:
+    """code -> (message, when) from the README's table under ``## <heading>``."""
+    section = (ROOT / "README.md").read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:4] for line in section.splitlines() if re.match(r"^\| \d+ \|", line)]
+    table = {int(code): (message.strip(), when.strip()) for code, message, when in rows}
+    assert len(table) == len(rows), "a code is listed twice"
+    return table

@@ -11,28 +11,19 @@ import redis
 
 from service.errors import ERRORS
 from service.library.face_library import Library
-from tests.helpers import ROOT, BaiduClient, b64, client_of, photo
+from tests.helpers import ROOT, BaiduClient, b64, client_of, photo, readme_errors
 from bench.forged_images import plain, png_header
 
 FACE = "images/person05/img62.jpg"
 GETLIST = "faceset/group/getlist"
 
 
-def readme_errors() -> dict[int, tuple[str, str]]:
-    """code -> (message, when) from the README's "Errors" table."""
-    section = (ROOT / "README.md").read_text().split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|")[1:4] for line in section.splitlines() if re.match(r"^\| \d+ \|", line)]
-    table = {int(code): (message.strip(), when.strip()) for code, message, when in rows}
-    assert len(table) == len(rows), "a code is listed twice"
-    return table
-
-
 def not_applicable(code: int) -> bool:
-    return readme_errors()[code][1].startswith("not applicable")
+    return readme_errors("Errors")[code][1].startswith("not applicable")
 
 
 def test_readme_lists_exactly_the_codes_and_messages_of_errors_py():
-    assert {code: message for code, (message, _) in readme_errors().items()} == ERRORS
+    assert {code: message for code, (message, _) in readme_errors("Errors").items()} == ERRORS
 
 
 def test_codes_and_messages_follow_the_spec_table():

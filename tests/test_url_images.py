@@ -117,6 +117,32 @@ def test_an_allowed_loopback_image_comes_back_exactly(base):
     assert fetch_image(f"{base}/image", LOOPBACK) == IMAGE
 
 
+class Http10Handler(Handler):
+    """An HTTP/1.0 server sending its headers, then, a moment later, 64 KiB of body."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(IMAGE) * 64))
+        self.end_headers()
+        self.wfile.flush()
+        time.sleep(0.05)
+        self.wfile.write(IMAGE * 64)
+
+
+def test_an_http_1_0_server_s_answer_is_read_to_its_end():
+    """Regression: http.client closes the connection on "Connection: close" (every HTTP/1.0
+    answer) before the body is read; the body must still come back whole."""
+    server = serve(ThreadingHTTPServer(("127.0.0.1", 0), Http10Handler))
+    try:
+        policy = UrlPolicy(allow=("127.0.0.1/32",), max_bytes=len(IMAGE) * 64)
+        assert fetch_image(f"http://127.0.0.1:{server.server_port}/image", policy) == IMAGE * 64
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/a.jpg", "file:///etc/passwd", "gopher://127.0.0.1:70/_x", "//127.0.0.1/"])
 def test_only_http_and_https_are_fetched(url, no_connections):
     with pytest.raises(UrlImageError, match="scheme"):

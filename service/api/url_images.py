@@ -258,6 +258,7 @@ class _DeadlineSocket(io.RawIOBase):
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
+        self.users = 1  # the connection; each makefile() reader adds one, as socket.makefile does
 
     def readable(self) -> bool:
         return True
@@ -271,12 +272,15 @@ class _DeadlineSocket(io.RawIOBase):
         self.sock.sendall(data)
 
     def makefile(self, mode: str) -> io.BufferedReader:
+        self.users += 1
         return io.BufferedReader(self)
 
     def close(self) -> None:
-        # the stream itself stays usable, like socket.makefile's: http.client closes the socket
-        # before the response, which still flushes its reader
-        self.sock.close()
+        # The socket closes with its last user: http.client closes the connection as soon as an
+        # answer says "Connection: close" (any HTTP/1.0 server), before the body is read.
+        self.users -= 1
+        if self.users <= 0:
+            self.sock.close()
 
 
 def _get(
@@ -286,6 +290,7 @@ def _get(
     connection = http.client.HTTPConnection(target.host, target.port)
     # set here, so that the connection never connects (nor resolves the name) by itself
     connection.sock = _DeadlineSocket(_connect(addresses, target, deadline), deadline)
+    response = None
     try:
         connection.request(
             "GET", target.path, headers={"Host": target.host_header, "User-Agent": "facesvc", "Connection": "close"}
@@ -307,4 +312,6 @@ def _get(
                 raise UrlImageError(f"the image is over the limit of {max_bytes} bytes")
         return None, bytes(body)
     finally:
+        if response is not None:
+            response.close()
         connection.close()

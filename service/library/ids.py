@@ -14,5 +14,5 @@ GROUP_MAX_BYTES = 128  # §1.5.2, §1.7.2: 128 B (the SDK chapters' 48 is the ol
 def check_id(value: str, max_bytes: int, name: str, code: int = 216100) -> str:
     # fullmatch: "$" would also match before a final newline ("uid\n" beside "uid").
     if not value or len(value.encode()) > max_bytes or not ID_PATTERN.fullmatch(value):
-        raise FaceError(code, f"{name} must be 1-{max_bytes} letters, digits or underscores")
+        raise FaceError(code, f"{name} must be 1-{max_bytes} letters, digits or underscores", param=name)
     return value

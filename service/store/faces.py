@@ -237,7 +237,7 @@ for i = 5, #ARGV, 5 do
   local key = prefix .. ARGV[i]
   redis.call('HSET', key, 'model', ARGV[i + 1], 'digest', ARGV[i + 2], 'vec', ARGV[i + 3], 'face', ARGV[i + 4])
   redis.call('EXPIRE', key, ttl)
-  redis.call('ZADD', index, now + ttl, ARGV[i])
+  redis.call('ZADD', index, now + ttl + i * 1e-9, ARGV[i])  -- unique, in order: the cap drops the oldest
 end
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
 local over = redis.call('ZCARD', index) - cap
@@ -380,7 +380,7 @@ class FaceStore:
         for ``ttl`` seconds; at most ``cap`` per app are kept, the oldest dropped first."""
         if not faces:
             return
-        args: list = [keys.detected_prefix(app), int(time.time()), ttl, cap]
+        args: list = [keys.detected_prefix(app), repr(time.time()), ttl, cap]
         for token, model, digest, vector, face in faces:
             args += [token, model, digest, encode_vector(vector), face]
         self._remember(keys=[keys.detected(app)], args=args)
