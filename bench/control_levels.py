@@ -26,9 +26,11 @@ statistic of the good faces' measure, rounded towards rejecting fewer. min_liven
 alone at the budget (liveness_control is its own parameter). The served table
 (service/api/v3/controls.py) is evaluated beside the proposal.
 
-faceverify's thresholds: the liveness score that at most 1e-2 / 1e-3 / 1e-4 of the simulated
-attacks (the three kinds pooled) exceed. A rate needs at least 1/rate attacks; with fewer, the
-highest attack score observed is the cut-off and the JSON marks it "too_few_attacks".
+faceverify's thresholds: Baidu's keys name false-rejection rates (``frr_1e-2``: the cut-off
+that rejects 1 % of live faces; Baidu's own example, 0.05 / 0.3 / 0.9, rises with the rate), so
+each is the liveness score at or below which that share of the good photos falls. A rate needs
+at least 1/rate good photos; with fewer, the lowest good score is the cut-off and the JSON marks
+it "too_few_genuine". The simulated attacks (the three kinds pooled) passing each are reported.
 
 Measures are cached in bench/results/control_levels_measures.npz (reused while the photo list
 is the same; --remeasure to measure again), so a changed table is evaluated in seconds.
@@ -62,7 +64,7 @@ log = logging.getLogger(__name__)
 SMOKE_DIR = DATA_DIR / "faces-smoke"
 BUDGETS = {"LOW": 0.005, "NORMAL": 0.02, "HIGH": 0.05}  # share of good photos a level may reject
 CUT = 0.3  # of the face box cut off by cut_side / cut_chin
-FAR_RATES = {"frr_1e-4": 1e-4, "frr_1e-3": 1e-3, "frr_1e-2": 1e-2}  # Baidu's key: attack pass rate
+FRR_RATES = {"frr_1e-4": 1e-4, "frr_1e-3": 1e-3, "frr_1e-2": 1e-2}  # Baidu's key: live faces rejected
 PERCENTILES = (0.5, 1, 2, 5, 10, 50, 90, 95, 98, 99, 99.5)
 MEASURES = ("blur", "illumination", "completeness", "liveness")  # columns of a measure row
 
@@ -196,18 +198,19 @@ def propose(good: np.ndarray) -> dict[str, Level]:
     }
 
 
-def liveness_cutoffs(attacks: np.ndarray, genuine: np.ndarray, served: dict[str, float]) -> dict:
-    """Per FAR_RATES key: the score at most that share of attacks exceed (pass: score > it)."""
-    ordered = np.sort(attacks)[::-1]
+def liveness_cutoffs(genuine: np.ndarray, attacks: np.ndarray, served: dict[str, float]) -> dict:
+    """Per FRR_RATES key: the score at or below which that share of good faces falls (pass:
+    score > it), and the attacks it lets pass."""
+    ordered = np.sort(genuine)
     figures = {}
-    for key, rate in FAR_RATES.items():
+    for key, rate in FRR_RATES.items():
         cutoff = float(ordered[int(rate * len(ordered))])
         figures[key] = {
             "rate": rate,
             "cutoff": cutoff,
-            "attacks": len(ordered),
-            "too_few_attacks": len(ordered) * rate < 1,  # then cutoff is the highest attack score
-            "genuine_rejected": float(np.mean(genuine <= cutoff)),
+            "genuine": len(ordered),
+            "too_few_genuine": len(ordered) * rate < 1,  # then cutoff is the lowest good score
+            "attacks_passing": float(np.mean(attacks > cutoff)),
             "served": served[key],
             "served_attacks_passing": float(np.mean(attacks > served[key])),
             "served_genuine_rejected": float(np.mean(genuine <= served[key])),
@@ -273,8 +276,8 @@ def print_table(report: dict) -> None:
         print(f"{name:<16}{faces:>6}{missing:>8}" + "".join(cells))
     print("\nfaceverify thresholds (liveness > cut-off passes)")
     for key, c in report["liveness_thresholds"].items():
-        note = " (too few attacks: highest attack score)" if c["too_few_attacks"] else ""
-        print(f"  {key}: {c['cutoff']:.6f}{note}, genuine rejected {100 * c['genuine_rejected']:.1f}%; "
+        note = " (too few good photos: the lowest good score)" if c["too_few_genuine"] else ""
+        print(f"  {key}: {c['cutoff']:.6f}{note}, attacks passing {100 * c['attacks_passing']:.1f}%; "
               f"served {c['served']}: attacks passing {100 * c['served_attacks_passing']:.2f}%, genuine rejected {100 * c['served_genuine_rejected']:.1f}%")
 
 
@@ -312,7 +315,7 @@ def main() -> None:
         "served": {level: asdict(CONTROLS[level]) for level in BUDGETS},
         "proposed_rejections": evaluate(proposed, named),
         "served_rejections": evaluate(CONTROLS, named),
-        "liveness_thresholds": liveness_cutoffs(attacks, good[:, 3], LIVENESS_THRESHOLDS),
+        "liveness_thresholds": liveness_cutoffs(good[:, 3], attacks, LIVENESS_THRESHOLDS),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -11,9 +11,10 @@ Phases, each at concurrency 1, 4, 8 and 16 (``--repeat`` runs of ``--seconds``, 
 (b) a mix of 90 % identify and 10 % faceset/user/add of a probe photo under a new uid. Then,
 with the service stopped so that it has the cores to itself, the `face_recognition` package
 doing the same identify on the same photos (bench/face_recognition_baseline.py, in its own
-virtual environment ``--baseline-python``).
+virtual environment ``--baseline-python``). ``--api v3`` runs the phases as v3 search (the
+best user whatever its score, match_threshold 0) and v3 user/add, with JSON bodies.
 
-    python -m bench.load [--profile fused|fast] [--faces 300000] [--out bench/results/load_fused.json]
+    python -m bench.load [--profile fused|fast] [--faces 300000] [--api v2|v3] [--out bench/results/load_fused.json]
 """
 from __future__ import annotations
 
@@ -49,7 +50,6 @@ from service.ops.local_server import start_gunicorn, stop_gunicorn
 log = logging.getLogger(__name__)
 GROUP = "bench"
 MODEL_IDS = {"fused": "sface+fr_feature", "fast": "fr_feature"}
-API = "/rest/2.0/face/v2"
 FIRST_PROBE = "images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
 
 
@@ -84,22 +84,41 @@ def bulk_load(redis_url: str, model_id: str, app: str, vectors: np.ndarray, uids
 
 
 class Client:
-    """One API client with its own HTTP connection."""
+    """One API client with its own HTTP connection, speaking v2 (forms) or v3 (JSON)."""
 
-    def __init__(self, base: str, token: str) -> None:
-        self.base, self.token = base, token
+    def __init__(self, base: str, token: str, api: str = "v2") -> None:
+        self.base, self.token, self.api = base, token, api
         self.session = requests.Session()
 
-    def call(self, endpoint: str, **form) -> dict:
-        answer = self.session.post(f"{self.base}{API}/{endpoint}?access_token={self.token}", data=form, timeout=60)
-        return answer.json()
+    def call(self, endpoint: str, **fields) -> dict:
+        url = f"{self.base}/rest/2.0/face/{self.api}/{endpoint}?access_token={self.token}"
+        sent = {"json": fields} if self.api == "v3" else {"data": fields}
+        return self.session.post(url, timeout=60, **sent).json()
+
+    def identify(self, image: str) -> tuple[bool, Optional[str]]:
+        """(answered without error, the best user's id): v2's identify or v3's search, which
+        answers the best user whatever its score with match_threshold 0."""
+        if self.api == "v3":
+            answer = self.call("search", image=image, image_type="BASE64", group_id_list=GROUP, max_user_num=1, match_threshold=0)
+            users = (answer.get("result") or {}).get("user_list") or [{}]
+            return answer.get("error_code") == 0, users[0].get("user_id")
+        answer = self.call("identify", group_id=GROUP, image=image, user_top_num=1)
+        return "error_code" not in answer, (answer.get("result") or [{}])[0].get("uid")
+
+    def register(self, uid: str, image: str) -> bool:
+        if self.api == "v3":
+            answer = self.call("faceset/user/add", image=image, image_type="BASE64", group_id=GROUP, user_id=uid)
+            return answer.get("error_code") == 0
+        return "error_code" not in self.call("faceset/user/add", uid=uid, user_info="", group_id=GROUP, image=image)
 
 
 def photo(path: str) -> str:
     return base64.b64encode((LFW_DIR / path).read_bytes()).decode()
 
 
-def run_phase(base: str, token: str, probes: list[str], concurrency: int, seconds: float, register_every: int) -> dict:
+def run_phase(
+    base: str, token: str, probes: list[str], concurrency: int, seconds: float, register_every: int, api: str = "v2"
+) -> dict:
     """Clients loop over the probes until time is up; every ``register_every``-th request (0:
     none) registers the photo under a new uid instead of identifying it."""
     images = {p: photo(p) for p in probes}
@@ -109,20 +128,18 @@ def run_phase(base: str, token: str, probes: list[str], concurrency: int, second
     deadline = time.perf_counter() + seconds
 
     def client_loop() -> None:
-        client = Client(base, token)
+        client = Client(base, token, api)
         while time.perf_counter() < deadline:
             n = next(counter)
             path = probes[n % len(probes)]
             started = time.perf_counter()
             if register_every and n % register_every == register_every - 1:
-                answer = client.call("faceset/user/add", uid=f"new_{n}_{time.time_ns()}", user_info="", group_id=GROUP, image=images[path])
-                kind, right = "register", True
+                kind, ok, right = "register", client.register(f"new_{n}_{time.time_ns()}", images[path]), True
             else:
-                answer = client.call("identify", group_id=GROUP, image=images[path], user_top_num=1)
-                kind = "identify"
-                right = bool(answer.get("result")) and answer["result"][0]["uid"] == identity(path)
+                ok, uid = client.identify(images[path])
+                kind, right = "identify", uid == identity(path)
             with lock:
-                results.append((kind, time.perf_counter() - started, "error_code" not in answer, right))
+                results.append((kind, time.perf_counter() - started, ok, right))
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client_loop) for _ in range(concurrency)]
@@ -262,10 +279,11 @@ def main() -> None:
     parser.add_argument("--baseline-photos", type=int, default=200)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--slow-clients", type=int, default=0, help="connections trickling requests all along each phase")
+    parser.add_argument("--api", choices=["v2", "v3"], default="v2", help="v2 identify or v3 search (and user/add)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = args.out or RESULTS_DIR / f"load_{args.profile}.json"
+    out = args.out or RESULTS_DIR / f"load_{args.profile}{'_v3' if args.api == 'v3' else ''}.json"
 
     data_dir = ROOT / "var" / "bench-load" / args.profile
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -291,14 +309,14 @@ def main() -> None:
         try:
             grant = {"grant_type": "client_credentials", "client_id": keys.api_key, "client_secret": keys.secret_key}
             token = requests.post(f"{base}/oauth/2.0/token", data=grant, timeout=30).json()["access_token"]
-            run_phase(base, token, probes, 2, 5.0, 0)  # every worker up and warm
+            run_phase(base, token, probes, 2, 5.0, 0, args.api)  # every worker up and warm
             phases = {}
             for phase in args.phases:
                 phases[phase] = []
                 for concurrency in args.concurrency:
                     with SlowClients(base, args.slow_clients):
                         runs = [
-                            run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0)
+                            run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0, args.api)
                             for _ in range(args.repeat)
                         ]
                     figures = median_run(runs)
@@ -319,7 +337,7 @@ def main() -> None:
         "git": git_revision(),
         "machine": machine_info(),
         "config": {
-            "profile": args.profile, "faces": args.faces, "seconds": args.seconds, "repeat": args.repeat, "workers": args.workers,
+            "profile": args.profile, "api": args.api, "faces": args.faces, "seconds": args.seconds, "repeat": args.repeat, "workers": args.workers,
             "threads": args.threads, "slow_clients": args.slow_clients, "batch_size": args.batch_size or 1, "batch_wait_ms": args.batch_wait_ms, "bulk_load_s": load_seconds, "first_worker_ready_s": ready_seconds,
             "restart_ready_s": restart_seconds, "worker_rss_mb": worker_rss_mb,
         },

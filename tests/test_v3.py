@@ -113,6 +113,16 @@ def test_detected_tokens_work_as_input_and_answer_as_first_detected(v3):
     assert v3_result(v3.call("match", [{"image": token, "image_type": "FACE_TOKEN"}, {"image": ALICE[0], "image_type": "BASE64"}]))["score"] > 99
 
 
+def test_a_face_seen_again_keeps_what_detect_answered_of_it(v3):
+    """Regression: a search of the same photo re-remembered its face without the pose, and
+    detect by the token then answered no ``angle``."""
+    first = v3_result(v3.call("detect", image=ALICE[0], image_type="BASE64"))["face_list"][0]
+    v3_result(v3.call("faceset/group/add", group_id="g1"))
+    assert_v3_error(v3.call("search", image=ALICE[0], image_type="BASE64", group_id_list="g1"), 222207)
+    again = v3_result(v3.call("detect", image=first["face_token"], image_type="FACE_TOKEN"))["face_list"][0]
+    assert again == first
+
+
 def test_a_detected_token_expires_and_an_app_keeps_a_bounded_number(settings, pipeline, redis_client):
     limited = settings.model_copy(update={"face_tokens": FaceTokens(ttl_seconds=1, max_per_app=2)})
     app = create_app(limited, pipeline=pipeline)

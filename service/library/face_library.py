@@ -113,7 +113,7 @@ class Library:
         self.store.delete_group(app, group)
         self.index.catch_up()
 
-    def remember_faces(self, app: str, faces: Sequence[tuple[str, str, str, np.ndarray, str]], ttl: int, cap: int) -> None:
+    def remember_faces(self, app: str, faces: Sequence[tuple[str, str, str, np.ndarray, str, str]], ttl: int, cap: int) -> None:
         """Detected faces, usable by their tokens for ``ttl`` seconds (``FaceStore.remember_faces``)."""
         self.store.remember_faces(app, faces, ttl, cap)
 

@@ -228,14 +228,16 @@ return left
 """
 
 # KEYS[1] the app's detected-token index (token -> expiry). Script arguments: now, ttl, cap,
-# then (token, model, digest, vector, face) per face. Keeps at most ``cap`` tokens per app,
-# dropping those that expire first.
+# then (token, model, digest, vector, face, pose) per face; an empty pose keeps the one stored (a
+# search seeing a face again must not drop what detect answered of it). Keeps at most ``cap``
+# tokens per app, dropping those that expire first.
 _REMEMBER = """
 local index, prefix = KEYS[1], ARGV[1]
 local now, ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-for i = 5, #ARGV, 5 do
+for i = 5, #ARGV, 6 do
   local key = prefix .. ARGV[i]
   redis.call('HSET', key, 'model', ARGV[i + 1], 'digest', ARGV[i + 2], 'vec', ARGV[i + 3], 'face', ARGV[i + 4])
+  if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'pose', ARGV[i + 5]) end
   redis.call('EXPIRE', key, ttl)
   redis.call('ZADD', index, now + ttl + i * 1e-9, ARGV[i])  -- unique, in order: the cap drops the oldest
 end
@@ -259,12 +261,14 @@ def face_token(app: str, digest: str, index: int = 0) -> str:
 @dataclass(frozen=True)
 class TokenFace:
     """What a face token stands for: the embedding, its model, the photo's digest and, for a
-    detected face, what detect answered about it (JSON; None for a registered face)."""
+    detected face, what was answered about it (JSON of its placement and, once detect answered
+    it, of its pose; None for a registered face)."""
 
     model: str
     digest: str
     vector: np.ndarray
     face: Optional[str]
+    pose: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -375,14 +379,17 @@ class FaceStore:
                 return
             first = False
 
-    def remember_faces(self, app: str, faces: Sequence[tuple[str, str, str, np.ndarray, str]], ttl: int, cap: int) -> None:
-        """Detected faces as (token, model, digest, vector, face JSON), usable by their token
-        for ``ttl`` seconds; at most ``cap`` per app are kept, the oldest dropped first."""
+    def remember_faces(
+        self, app: str, faces: Sequence[tuple[str, str, str, np.ndarray, str, str]], ttl: int, cap: int
+    ) -> None:
+        """Detected faces as (token, model, digest, vector, face JSON, pose JSON or ""), usable
+        by their token for ``ttl`` seconds; at most ``cap`` per app are kept, the oldest
+        dropped first."""
         if not faces:
             return
         args: list = [keys.detected_prefix(app), repr(time.time()), ttl, cap]
-        for token, model, digest, vector, face in faces:
-            args += [token, model, digest, encode_vector(vector), face]
+        for token, model, digest, vector, face, pose in faces:
+            args += [token, model, digest, encode_vector(vector), face, pose]
         self._remember(keys=[keys.detected(app)], args=args)
 
     def give_tokens(self) -> int:
@@ -491,9 +498,10 @@ class FaceStore:
     def token_face(self, app: str, token: str) -> Optional[TokenFace]:
         """The face a token stands for: a detected face not expired yet, else a registered
         face; None when neither."""
-        model, digest, vec, face = self.redis.hmget(keys.detected_face(app, token), "model", "digest", "vec", "face")
+        fields = self.redis.hmget(keys.detected_face(app, token), "model", "digest", "vec", "face", "pose")
+        model, digest, vec, face, pose = fields
         if vec is not None:
-            return TokenFace(model.decode(), digest.decode(), decode_vector(vec), face.decode())
+            return TokenFace(model.decode(), digest.decode(), decode_vector(vec), face.decode(), pose and pose.decode())
         for face_id in self.redis.srandmember(keys.face_token(app, token), 3) or ():
             record = self.read_faces([(app, int(face_id))], ("model", "digest", "vec"))[0]
             if record is not None and record.vector is not None:

@@ -42,7 +42,7 @@ def detect(params: Params) -> dict:
     if failure:
         raise failure
     answered = [shapes.basics(s.face) for s in seen]
-    images.remember(seen, answered)
+    images.remember(seen, [{"angle": basics["angle"]} for basics in answered])
     face_list = [
         {"face_token": s.token, **basics, **shapes.attributes(s.face, fields), **_liveness(s, liveness != "NONE")}
         for s, basics in zip(seen, answered)
@@ -70,8 +70,7 @@ def match(params: Params) -> dict:
         raise FaceError(222208, f"{len(elements)} images")
     svc = services()
     for element in elements:
-        element.text("image")
-        images.image_type(element)
+        images.check_image(element)
         face_type(element)
     seen = [images.largest_face(e, svc.settings.limits.image_bytes, Controls.of(e)) for e in elements]
     score = svc.score_map.to_score(float(seen[0].vector @ seen[1].vector))

@@ -47,7 +47,7 @@ def action(params: Params, options: tuple[str, ...]) -> str:
 def register(params: Params, replace: bool, must_exist: bool) -> dict:
     """Store the image's largest face for the user in the group; the answer of add and update."""
     svc = services()
-    params.text("image")
+    images.check_image(params)
     group, uid = params.group(), params.uid("user_id")
     info = params.user_info(svc.settings.limits.user_info_bytes, required=False)
     face_type(params)

@@ -72,6 +72,14 @@ def level(params: Params, name: str) -> str:
     return value
 
 
+def check_image(params: Params) -> None:
+    """image and image_type are there and well-formed: a call checks them before the library."""
+    params.text("image")
+    image_type(params)
+    level(params, "quality_control")
+    level(params, "liveness_control")
+
+
 def image_type(params: Params) -> str:
     value = (params.text("image_type") or "").upper()
     if value not in IMAGE_TYPES:
@@ -109,7 +117,7 @@ def token_face(params: Params) -> Seen:
     found = svc.library.token_face(app_id(), token)
     if found is None or found.model != svc.pipeline.model_id:
         raise FaceError(222209, f"face token {token}")
-    answered = json.loads(found.face) if found.face else None
+    answered = {**json.loads(found.face), **json.loads(found.pose or "{}")} if found.face else None
     return Seen(token, found.vector, found.digest, answered=answered)
 
 
@@ -143,12 +151,12 @@ def all_faces(params: Params, limit: int, max_faces: int) -> list[Seen]:
     return [Seen(face_token(app_id(), digest, i), vector, digest, face) for i, (face, vector) in enumerate(zip(faces, vectors))]
 
 
-def remember(seen: list[Seen], answered: Optional[list[dict]] = None) -> None:
-    """Keep the photos' faces for their tokens' lifetime (settings.face_tokens), each with
-    what was answered about it (detect's basics; else its placement)."""
+def remember(seen: list[Seen], poses: Optional[list[dict]] = None) -> None:
+    """Keep the photos' faces for their tokens' lifetime (settings.face_tokens), each with its
+    placement and the pose detect answered (``poses``; a face seen again keeps its pose)."""
     svc = services()
     fresh = [
-        (s.token, svc.pipeline.model_id, s.digest, s.vector, json.dumps(answered[i] if answered else s.placement()))
+        (s.token, svc.pipeline.model_id, s.digest, s.vector, json.dumps(s.placement()), json.dumps(poses[i]) if poses else "")
         for i, s in enumerate(seen)
         if s.face is not None
     ]

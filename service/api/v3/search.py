@@ -70,7 +70,7 @@ def search(params: Params) -> dict:
 
     With user_id, only that user is compared (v2's verify); 222207 when nobody scores at or
     above match_threshold."""
-    params.text("image")
+    images.check_image(params)
     groups = group_list(params)
     uid = params.uid("user_id") if params.present("user_id") else None
     max_users, threshold = params.integer("max_user_num"), params.integer("match_threshold")
@@ -95,7 +95,7 @@ def multi_search(params: Params) -> dict:
     Faces that fail quality_control or liveness_control are left out (the first failure
     answers when every face fails); a face that matches nobody has an empty user_list, and
     222207 answers when no face matches anybody."""
-    params.text("image")
+    images.check_image(params)
     groups = group_list(params)
     max_faces = min(params.integer("max_face_num"), MAX_SEARCH_FACES)
     max_users, threshold = params.integer("max_user_num"), params.integer("match_threshold")
