@@ -162,6 +162,7 @@ class ReplayedSdk:
 
     name = ""
     scopes: tuple[str, ...] = ("brain_all_scope",)
+    api = API  # the path prefix of the API version the SDK calls
 
     def run(self, base: str, keys: AppKeys, calls: list[tuple[str, tuple]], signed: bool = False, timeout_ms: int = 0) -> tuple[list[Any], str]:
         session = Session(base, keys, signed)
@@ -181,7 +182,7 @@ class ReplayedSdk:
     def request(self, session: Session, endpoint: str, fields: Fields) -> WireRequest:
         """The face request: with the session's token, or signed."""
         token = None if session.signed else self.token(session, self.sub_client(endpoint))
-        return self.build(session, API + endpoint, fields, token)
+        return self.build(session, self.api + endpoint, fields, token)
 
     def sub_client(self, endpoint: str) -> str:
         return "face"
@@ -383,17 +384,23 @@ class CSharpSdk(ReplayedSdk):
         query = f"grant_type=client_credentials&client_id={session.keys.api_key}&client_secret={session.keys.secret_key}"
         return WireRequest("GET", "/oauth/2.0/token", query, [("Host", self.host(session, True))], b"")
 
+    def body(self, fields: Fields) -> bytes:
+        return "&".join(f"{k}={uri_encode(str(v), slash=False)}" for k, v in fields).encode()
+
+    def content_type(self, fields: Fields) -> str:
+        return FORM
+
     def build(self, session: Session, path: str, fields: Fields, token: Optional[str]) -> WireRequest:
-        body = "&".join(f"{k}={uri_encode(str(v), slash=False)}" for k, v in fields).encode()
+        body, content_type = self.body(fields), self.content_type(fields)
         expect = [("Expect", "100-continue")] if self.version == "3.2.2" else []
         wire = [("Content-Length", str(len(body))), *expect, ("Host", self.host(session, True))]
         if token is not None:
-            return WireRequest("POST", path, f"aipSdk=CSharp&access_token={token}", [("Content-Type", FORM), *wire], body)
+            return WireRequest("POST", path, f"aipSdk=CSharp&access_token={token}", [("Content-Type", content_type), *wire], body)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.clock()))
         prefix = f"bce-auth-v1/{session.keys.api_key}/{stamp}/1200"
-        lines = [f"content-type:{uri_encode(FORM)}", f"host:{uri_encode(self.host(session, True), slash=False)}"]
+        lines = [f"content-type:{uri_encode(content_type)}", f"host:{uri_encode(self.host(session, True), slash=False)}"]
         signature = bce_signature(session.keys.secret_key, prefix, "POST", path, "aipSdk=CSharp", lines)
-        headers = [("Content-Type", FORM), ("x-bce-date", stamp), ("Authorization", f"{prefix}/content-type;host/{signature}"), *wire]
+        headers = [("Content-Type", content_type), ("x-bce-date", stamp), ("Authorization", f"{prefix}/content-type;host/{signature}"), *wire]
         return WireRequest("POST", path, "aipSdk=CSharp", headers, body)
 
 
@@ -429,19 +436,30 @@ class PhpSdk(ReplayedSdk):
         query = "&".join(f"{k}={php_urlencode(v)}" for k, v in (("grant_type", "client_credentials"), ("client_id", session.keys.api_key), ("client_secret", session.keys.secret_key)))
         return WireRequest("GET", "/oauth/2.0/token", query, [("Host", self.host(session, True)), ("Accept", "*/*")], b"")
 
+    def body(self, fields: Fields) -> bytes:
+        return "&".join(f"{php_urlencode(k)}={php_urlencode(str(v))}" for k, v in fields if v is not None).encode()
+
+    def own_headers(self, fields: Fields) -> list[tuple[str, str]]:
+        """Headers the call hands to ``AipBase::request`` (none in v2); a Content-Type among them
+        replaces curl's, and a signature signs them all."""
+        return []
+
     def build(self, session: Session, path: str, fields: Fields, token: Optional[str]) -> WireRequest:
-        body = "&".join(f"{php_urlencode(k)}={php_urlencode(str(v))}" for k, v in fields if v is not None).encode()
-        curl = [("Accept", "*/*"), ("Content-Length", str(len(body))), ("Content-Type", FORM)]
+        body, own = self.body(fields), self.own_headers(fields)
+        curl = [("Accept", "*/*"), ("Content-Length", str(len(body)))]
+        if not any(k.lower() == "content-type" for k, _ in own):
+            curl.append(("Content-Type", FORM))
         if len(body) > self.CURL_EXPECT_THRESHOLD:
             curl.append(("Expect", "100-continue"))
         if token is not None:
-            return WireRequest("POST", path, self.query(token), [("Host", self.host(session, True)), *curl], body)
+            return WireRequest("POST", path, self.query(token), [("Host", self.host(session, True)), *own, *curl], body)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.clock()))
-        host = self.host(session, True)
+        signed = [*own, ("Host", self.host(session, True)), ("x-bce-date", stamp)]
         prefix = f"bce-auth-v1/{session.keys.api_key}/{stamp}/1800"
-        lines = [f"host:{uri_encode(host)}", f"x-bce-date:{uri_encode(stamp)}"]
+        lines = [f"{uri_encode(k.lower())}:{uri_encode(v)}" for k, v in signed]
         signature = bce_signature(session.keys.secret_key, prefix, "POST", path, self.query(None), lines)
-        headers = [("Host", host), ("x-bce-date", stamp), ("authorization", f"{prefix}/host;x-bce-date/{signature}"), *curl]
+        names = ";".join(k.lower() for k, _ in signed)
+        headers = [*signed, ("authorization", f"{prefix}/{names}/{signature}"), *curl]
         return WireRequest("POST", path, self.query(None), headers, body, header_separator=":")
 
     def call(self, session: Session, method: str, args: tuple) -> Any:

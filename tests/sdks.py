@@ -2,10 +2,12 @@
 
 The SDKs hard-code https://aip.baidubce.com. They are never edited: the Python SDKs get their URL
 attributes overridden on the client object (``point_at``, as the README shows users), the Node
-SDK gets its ``request`` module wrapped in the runner script (tests/sdk/run_node.js). Both
-Python versions install ``--no-deps`` into their own folder under the git-ignored var/sdk (their
+SDK gets its ``request`` module wrapped in the runner script (tests/sdk/run_node.js). Each
+Python version installs ``--no-deps`` into its own folder under the git-ignored var/sdk (their
 ``aip`` packages cannot share a site-packages; requests and Pillow come from the test extras)
-and are imported one at a time; the Node SDK installs with npm into var/sdk/node.
+and is imported one at a time; each Node version installs with npm into its own prefix there.
+The v2-era SDKs (1.6.9.0, 2.0.0.1, Node 1.5.1) speak v2; the current ones (4.16.13, Node
+4.16.16) speak v3.
 """
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ NODE_RUNNER = Path(__file__).resolve().parent / "sdk" / "run_node.js"
 BAIDU = "https://aip.baidubce.com"
 PYTHON_SDKS = ("1.6.9.0", "2.0.0.1")
 NODE_SDK = ("baidu-aip-sdk", "1.5.1")
+PYTHON_SDK_V3 = "4.16.13"
+NODE_SDK_V3 = "4.16.16"
+# Imported but not declared: 4.16.13's aip/nlp.py imports chardet (loaded by aip/__init__.py).
+UNDECLARED = {"4.16.13": ("chardet==5.2.0",)}
 # A scope no token of facesvc has: with it the Python SDKs sign every request (bce-auth-v1).
 NO_SCOPE = "facesvc_signed_requests"
 
@@ -42,21 +48,23 @@ class Photo:
 
 
 def install_python_sdk(version: str) -> Path:
-    """baidu-aip==version from PyPI into var/sdk/baidu-aip-<version> (once)."""
+    """baidu-aip==version from PyPI, with what it imports undeclared, into
+    var/sdk/baidu-aip-<version> (once)."""
     target = SDK_DIR / f"baidu-aip-{version}"
     if not (target / "aip" / "face.py").exists():
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(partial)]
-        subprocess.run([*pip, f"baidu-aip=={version}"], check=True, timeout=600)
+        subprocess.run([*pip, f"baidu-aip=={version}", *UNDECLARED.get(version, ())], check=True, timeout=600)
         partial.rename(target)  # only a complete install gets the real name
     return target
 
 
-def install_node_sdk() -> Path:
-    """baidu-aip-sdk from npm into var/sdk/node (once); returns the package folder."""
-    prefix = SDK_DIR / "node"
-    name, version = NODE_SDK
+def install_node_sdk(version: str = NODE_SDK[1]) -> Path:
+    """baidu-aip-sdk@version from npm (once) into var/sdk/node-<version> (1.5.1: var/sdk/node,
+    where it always was); returns the package folder."""
+    prefix = SDK_DIR / ("node" if version == NODE_SDK[1] else f"node-{version}")
+    name = NODE_SDK[0]
     package = prefix / "node_modules" / name
     manifest = package / "package.json"
     if not manifest.exists() or json.loads(manifest.read_text())["version"] != version:
@@ -135,13 +143,20 @@ class PythonSdk:
 
 
 class NodeSdk:
-    """The Node SDK (``baidu-aip-sdk``), driven by tests/sdk/run_node.js in a node process."""
+    """One version of the Node SDK (``baidu-aip-sdk``), driven by tests/sdk/run_node.js in a
+    node process."""
 
-    METHODS = {"getGroupList": "getGrouplist", "addGroupUser": "addGroupUsers", "deleteGroupUser": "deleteGroupUsers"}
+    # The Python SDKs' method names -> Node's (4.16.16's multiSearch posts to a broken URL).
+    METHODS = {
+        "getGroupList": "getGrouplist",
+        "addGroupUser": "addGroupUsers",
+        "deleteGroupUser": "deleteGroupUsers",
+        "multiSearch": "faceMultiSearchV3",
+    }
 
-    def __init__(self) -> None:
-        self.package = install_node_sdk()
-        self.name = f"node-{NODE_SDK[1]}"
+    def __init__(self, version: str = NODE_SDK[1]) -> None:
+        self.package = install_node_sdk(version)
+        self.name = f"node-{version}"
 
     def run(self, base: str, keys: AppKeys, calls: list[tuple[str, tuple]], signed: bool = False, timeout_ms: int = 0) -> tuple[list[Any], str]:
         plan = {

@@ -83,6 +83,7 @@ def test_liveness_levels_are_monotone(faces):
     assert liveness_failure("HIGH", 1.0) is None
 
 
-def test_faceverify_thresholds_tighten_with_the_rate():
+def test_faceverify_thresholds_rise_with_the_false_rejection_rate():
+    """Baidu's keys name false-rejection rates: rejecting more live faces takes a higher cut-off."""
     assert set(LIVENESS_THRESHOLDS) == {"frr_1e-4", "frr_1e-3", "frr_1e-2"}
-    assert 0 < LIVENESS_THRESHOLDS["frr_1e-2"] <= LIVENESS_THRESHOLDS["frr_1e-3"] <= LIVENESS_THRESHOLDS["frr_1e-4"] < 1
+    assert 0 < LIVENESS_THRESHOLDS["frr_1e-4"] <= LIVENESS_THRESHOLDS["frr_1e-3"] <= LIVENESS_THRESHOLDS["frr_1e-2"] < 1

@@ -27,11 +27,12 @@ def check_library(store: FaceStore, registry: Optional[IndexRegistry] = None, mo
             tokens[(record.app, record.token)].add(record.face_id)
             if record.model == model_id:
                 indexed[(record.app, record.group)].add(record.face_id)
-    for app, token, ids in store.token_sets():
-        if ids != tokens.pop((app, token), set()):
-            problems.append(f"app {app}: face token {token} lists faces {sorted(ids)}, not the faces that have it")
-    problems += [f"app {app}: face token {token} of faces {sorted(ids)} is not indexed" for (app, token), ids in tokens.items()]
     apps = set(store.apps()) | {app for app, _, _ in faces}
+    for app in sorted(apps):
+        for token, ids in store.token_sets(app):
+            if ids != tokens.pop((app, token), set()):
+                problems.append(f"app {app}: face token {token} lists faces {sorted(ids)}, not the faces that have it")
+    problems += [f"app {app}: face token {token} of faces {sorted(ids)} is not indexed" for (app, token), ids in tokens.items()]
     for app in sorted(apps):
         problems += _check_app(store, app, {k[1:]: v for k, v in faces.items() if k[0] == app})
     if registry is not None:

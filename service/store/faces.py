@@ -455,11 +455,11 @@ class FaceStore:
     def kept_groups(self, app: str) -> set[str]:
         return {g.decode() for g in self.redis.smembers(keys.kept_groups(app))}
 
-    def token_sets(self) -> Iterator[tuple[str, str, set[int]]]:
-        """(app, token, face ids) of every registered face token of every app."""
-        for key in self.redis.scan_iter(match=keys.face_token_pattern(), count=SCAN_BATCH):
-            app, token = keys.parse_face_token(key.decode())
-            yield app, token, {int(i) for i in self.redis.smembers(key)}
+    def token_sets(self, app: str) -> Iterator[tuple[str, set[int]]]:
+        """(token, face ids) of every registered face token of the app."""
+        prefix = keys.token_prefix(app)
+        for key in self.redis.scan_iter(match=prefix + "*", count=SCAN_BATCH):
+            yield key.decode()[len(prefix):], {int(i) for i in self.redis.smembers(key)}
 
     def member_counts(self, app: str, groups: list[str]) -> list[int]:
         with self.redis.pipeline(transaction=False) as pipe:

@@ -69,17 +69,6 @@ def face_token(app: str, token: str) -> str:
     return f"{token_prefix(app)}{token}"
 
 
-def face_token_pattern() -> str:
-    """SCAN pattern matching every face token set of every app."""
-    return "fs:{*}:token:*"
-
-
-def parse_face_token(key: str) -> tuple[str, str]:
-    """(app, token) of a face token set's key."""
-    tagged, token = key.removeprefix("fs:{").rsplit(":token:", 1)
-    return tagged.removesuffix("}"), token
-
-
 def tokens_given() -> str:
     """Set once every face stored before face tokens existed has its token (FaceStore.give_tokens)."""
     return "fs:tokens_given"

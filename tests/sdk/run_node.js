@@ -8,8 +8,10 @@
 // The SDK is not edited. Its HTTP layer is the `request` module: the module's export is
 // replaced, before the SDK loads it, by a wrapper that sends Baidu's URLs to `base` (the Host
 // header the SDK signs stays aip.baidubce.com, as for a client that resolves Baidu's name to
-// facesvc). `signed` makes the client a Baidu Cloud user (the hook the SDK keeps for telling
-// them by key length), so it signs every request instead of fetching a token.
+// facesvc). `signed` makes the client sign every request (bce-auth-v1) instead of sending a
+// token: 1.x is told it has a Baidu Cloud user's keys (the hook it keeps for telling them by key
+// length) and fetches no token; 4.x fetches one and is told its scope lacks brain_all_scope, as
+// the Python SDKs are (tests/sdks.py NO_SCOPE). Each hook is absent from the other version.
 const path = require('path');
 
 const BAIDU = 'https://aip.baidubce.com';
@@ -51,6 +53,7 @@ async function main() {
     const AipFace = require(plan.sdk).face;
     class CloudUserFace extends AipFace {
         getAuthTypeByAkLen() { return AUTHTYPE_BCE; }
+        checkDevPermission() { return false; }
     }
     const Client = plan.signed ? CloudUserFace : AipFace;
     const client = new Client(...plan.keys);
