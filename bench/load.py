@@ -12,9 +12,10 @@ Phases, each at concurrency 1, 4, 8 and 16 (``--repeat`` runs of ``--seconds``, 
 with the service stopped so that it has the cores to itself, the `face_recognition` package
 doing the same identify on the same photos (bench/face_recognition_baseline.py, in its own
 virtual environment ``--baseline-python``). ``--api v3`` runs the phases as v3 search (the
-best user whatever its score, match_threshold 0) and v3 user/add, with JSON bodies.
+best user whatever its score, match_threshold 0) and v3 user/add, with JSON bodies; ``--api v2
+v3`` has the two take turns run by run on the same server and data.
 
-    python -m bench.load [--profile fused|fast] [--faces 300000] [--api v2|v3] [--out bench/results/load_fused.json]
+    python -m bench.load [--profile fused|fast] [--faces 300000] [--api v2 [v3]] [--out bench/results/load_fused.json]
 """
 from __future__ import annotations
 
@@ -279,11 +280,14 @@ def main() -> None:
     parser.add_argument("--baseline-photos", type=int, default=200)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--slow-clients", type=int, default=0, help="connections trickling requests all along each phase")
-    parser.add_argument("--api", choices=["v2", "v3"], default="v2", help="v2 identify or v3 search (and user/add)")
+    parser.add_argument(
+        "--api", choices=["v2", "v3"], nargs="+", default=["v2"], help="v2 identify or v3 search (and user/add); several take turns"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = args.out or RESULTS_DIR / f"load_{args.profile}{'_v3' if args.api == 'v3' else ''}.json"
+    suffix = "" if args.api == ["v2"] else "_" + "_".join(args.api)
+    out = args.out or RESULTS_DIR / f"load_{args.profile}{suffix}.json"
 
     data_dir = ROOT / "var" / "bench-load" / args.profile
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -309,19 +313,22 @@ def main() -> None:
         try:
             grant = {"grant_type": "client_credentials", "client_id": keys.api_key, "client_secret": keys.secret_key}
             token = requests.post(f"{base}/oauth/2.0/token", data=grant, timeout=30).json()["access_token"]
-            run_phase(base, token, probes, 2, 5.0, 0, args.api)  # every worker up and warm
-            phases = {}
+            for api in args.api:
+                run_phase(base, token, probes, 2, 5.0, 0, api)  # every worker up and warm
+            phases: dict[str, list] = {}
             for phase in args.phases:
-                phases[phase] = []
                 for concurrency in args.concurrency:
+                    # Several APIs take turns run by run, on the same server and data.
+                    runs: dict[str, list] = {api: [] for api in args.api}
                     with SlowClients(base, args.slow_clients):
-                        runs = [
-                            run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0, args.api)
-                            for _ in range(args.repeat)
-                        ]
-                    figures = median_run(runs)
-                    log.info("%s c=%d: %s", phase, concurrency, json.dumps(figures))
-                    phases[phase].append(figures)
+                        for _ in range(args.repeat):
+                            for api in args.api:
+                                runs[api].append(run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0, api))
+                    for api, api_runs in runs.items():
+                        name = phase if len(args.api) == 1 else f"{phase} {api}"
+                        figures = median_run(api_runs)
+                        log.info("%s c=%d: %s", name, concurrency, json.dumps(figures))
+                        phases.setdefault(name, []).append(figures)
             worker_rss_mb = [child.memory_info().rss / 1e6 for child in psutil.Process(process.pid).children()]
         finally:
             stop_gunicorn(process)  # each worker writes its index snapshot on the way out
@@ -351,13 +358,13 @@ def main() -> None:
 
 def print_table(report: dict) -> None:
     """Throughput, p50 and errors of the median run; p99: the median of the runs' p99s."""
-    print(f"{'phase':<9} {'clients':>7} {'req/s':>7} {'identify/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'right':>6} {'errors':>6}")
+    print(f"{'phase':<12} {'clients':>7} {'req/s':>7} {'identify/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'right':>6} {'errors':>6}")
     for phase, rows in report["phases"].items():
         for row in rows:
             ident = row.get("identify", {})
             errors = ident.get("errors", 0) + row.get("register", {}).get("errors", 0)
             print(
-                f"{phase:<9} {row['concurrency']:>7} {row['requests_per_s']:>7.1f} {ident.get('per_s', 0):>10.1f} "
+                f"{phase:<12} {row['concurrency']:>7} {row['requests_per_s']:>7.1f} {ident.get('per_s', 0):>10.1f} "
                 f"{ident.get('p50_ms', 0):>7.0f} {row['median_identify_p99_ms']:>7.0f} {ident.get('right_person', 0):>6.3f} {errors:>6}"
             )
     baseline = report["face_recognition_baseline"]

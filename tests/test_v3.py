@@ -314,3 +314,22 @@ def test_faces_stored_before_tokens_get_theirs(v2, v3, services, redis_client):
     assert services.library.store.give_tokens() == 0  # once per Redis
     assert check_library(services.library.store) == []
     assert v3_result(v3.call("detect", image=token, image_type="FACE_TOKEN"))["face_list"][0]["face_token"] == token
+
+
+def test_openapi_describes_every_v3_endpoint(app):
+    """/openapi.json has each v3 path with its answer and v3's error, match and faceverify with
+    array bodies."""
+    document = app.test_client().get("/openapi.json").get_json()
+    v3_paths = {path for path in document["paths"] if path.startswith("/rest/2.0/face/v3/")}
+    expected = {
+        "detect", "match", "search", "multi-search", "faceverify", "person/verify", "person/idmatch",
+        *(f"faceset/{name}" for name in (
+            "user/add", "user/update", "user/get", "user/copy", "user/delete", "face/delete", "face/getlist",
+            "group/add", "group/delete", "group/getlist", "group/getusers",
+        )),
+    }
+    assert v3_paths == {f"/rest/2.0/face/v3/{name}" for name in expected}
+    match = document["paths"]["/rest/2.0/face/v3/match"]["post"]
+    assert match["requestBody"]["content"]["application/json"]["schema"]["type"] == "array"
+    answers = document["paths"]["/rest/2.0/face/v3/search"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answers["oneOf"] == [{"$ref": "#/components/schemas/v3.Search"}, {"$ref": "#/components/schemas/v3.Error"}]
