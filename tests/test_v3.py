@@ -333,3 +333,18 @@ def test_openapi_describes_every_v3_endpoint(app):
     assert match["requestBody"]["content"]["application/json"]["schema"]["type"] == "array"
     answers = document["paths"]["/rest/2.0/face/v3/search"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert answers["oneOf"] == [{"$ref": "#/components/schemas/v3.Search"}, {"$ref": "#/components/schemas/v3.Error"}]
+
+
+def test_no_control_runs_no_quality_or_liveness_head(v3, monkeypatch):
+    """Regression: every v3 search ran the liveness head and the quality measures (~5 ms of a
+    40 ms call) whether a control asked for them or not."""
+    from workers import attributes
+
+    register(v3, "alice", ALICE[0])
+    ran = []
+    monkeypatch.setattr(attributes.heads, "liveness", lambda *args: ran.append("liveness") or 1.0)
+    monkeypatch.setattr(attributes, "blur_effect", lambda *args: ran.append("quality") or 0.0)
+    v3_result(v3.call("search", image=ALICE[1], image_type="BASE64", group_id_list="g1"))
+    assert ran == []
+    v3_result(v3.call("search", image=ALICE[2], image_type="BASE64", group_id_list="g1", quality_control="LOW", liveness_control="LOW"))
+    assert ran == ["quality", "liveness"]
