@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     # fsync policy of the embedded Redis AOF: "always" makes every acknowledged write survive
     # even a power loss, at ~1 ms per write (negligible beside inference).
     redis_appendfsync: Literal["always", "everysec"] = "always"
+    # Replicas that must hold a face library write before it is answered (Redis WAIT), so that
+    # a failover loses no acknowledged write. Empty: 1 when the Redis has a replica, else 0.
+    redis_wait_replicas: Optional[int] = Field(None, ge=0)
+    # How long a write waits for them; fewer in time: the write is answered 216300 (it may
+    # still survive: the caller retries, and a repeated photo is refused as existing).
+    redis_wait_ms: int = Field(1000, ge=1)
     # gunicorn bind address. Loopback by default: expose it deliberately.
     bind: str = "127.0.0.1:8080"
     # gunicorn worker processes; each loads its own model sessions (~150 MB).

@@ -1,5 +1,5 @@
 """``VectorSearch`` over this process's own FAISS indexes (index/registry.py), kept in step with
-the change stream by ``IndexSync`` (index/sync.py): every worker holds every group."""
+the change streams by ``IndexSync`` (index/sync.py): every worker holds every group."""
 from __future__ import annotations
 
 from typing import Optional
@@ -32,8 +32,8 @@ class LocalIndexes:
     def ready(self) -> bool:
         return self.sync.following
 
-    def catch_up(self) -> int:
-        return self.sync.catch_up()
+    def catch_up(self, app: Optional[str] = None) -> int:
+        return self.sync.catch_up(app)
 
     def close(self) -> None:
         """Stop following and write a last snapshot."""

@@ -44,6 +44,6 @@ class VectorSearch(Protocol):
     def ready(self) -> bool:
         """Whether the index follows the library's writes (a readiness check)."""
 
-    def catch_up(self) -> int:
-        """Apply every write acknowledged so far before returning (read-your-writes); returns
-        how many changes were new."""
+    def catch_up(self, app: Optional[str] = None) -> int:
+        """Apply every write acknowledged so far, of ``app`` or of every app, before returning
+        (read-your-writes); returns how many changes were new."""

@@ -1,10 +1,11 @@
-"""Registry snapshots on disk: every group's index with the change-stream position it includes.
+"""Registry snapshots on disk: every group's index with the change-stream positions (one per
+app) it includes.
 
-A restart loads the newest snapshot and replays only the stream after its position, instead of
-reading every face back from Redis. Several processes (gunicorn workers) share one directory:
+A restart loads the newest snapshot and replays only the streams after its positions, instead
+of reading every face back from Redis. Several processes (gunicorn workers) share one directory:
 each writes a complete file under a unique temporary name and renames it into place (atomic on
-POSIX), so a reader sees whole snapshots only; the position is in the file name, so any
-process picks the newest without opening the others. Older files are pruned, keeping a
+POSIX), so a reader sees whole snapshots only; the time it was taken is in the file name, so
+any process picks the newest without opening the others. Older files are pruned, keeping a
 spare for a reader that listed the directory just before the prune.
 """
 from __future__ import annotations
@@ -13,9 +14,12 @@ import json
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
+
+Positions = dict[str, str]  # app -> stream id (index/sync.py)
 
 import numpy as np
 
@@ -28,7 +32,7 @@ SUFFIX = ".snapshot.npz"
 
 @dataclass(frozen=True)
 class Snapshot:
-    position: str
+    positions: Positions
     registry: IndexRegistry
 
 
@@ -44,15 +48,15 @@ class SnapshotStore:
         self.model_id = model_id
         self.source_id = source_id
 
-    def save(self, dim: int, position: str, groups: tuple[list, list, list]) -> Path:
-        """Write ``IndexRegistry.to_arrays()`` taken at ``position``; returns the file."""
+    def save(self, dim: int, positions: Positions, groups: tuple[list, list, list]) -> Path:
+        """Write ``IndexRegistry.to_arrays()`` taken at ``positions``; returns the file."""
         keys, blobs, ids = groups
-        meta = {"model": self.model_id, "source": self.source_id, "position": position, "dim": dim, "groups": keys}
+        meta = {"model": self.model_id, "source": self.source_id, "positions": positions, "dim": dim, "groups": keys}
         arrays = {"meta": np.array(json.dumps(meta))}
         for i, (blob, group_ids) in enumerate(zip(blobs, ids)):
             arrays[f"index{i}"], arrays[f"ids{i}"] = blob, group_ids
         self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / f"{self.model_id}.{position}{SUFFIX}"
+        final = self.directory / f"{self.model_id}.{time.time_ns()}-{secrets.token_hex(2)}{SUFFIX}"
         temporary = self.directory / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         with open(temporary, "wb") as out:
             np.savez(out, **arrays)
@@ -63,26 +67,30 @@ class SnapshotStore:
         return final
 
     def newest(self) -> list[Path]:
-        """This model's snapshot files, newest position first."""
+        """This model's snapshot files, newest first."""
         files = self.directory.glob(f"{self.model_id}.*{SUFFIX}")
-        return sorted(files, key=lambda p: stream_key(position_of(p.name)), reverse=True)
+        return sorted(files, key=lambda p: taken_at(p.name), reverse=True)
 
-    def load(self, approx_from: int, usable: Callable[[str], bool]) -> Optional[Snapshot]:
-        """The newest snapshot of this library whose position ``usable`` accepts (the stream
-        still holds every change after it), or None: the caller rebuilds from Redis."""
+    def load(self, approx_from: int, usable: Callable[[Positions], bool]) -> Optional[Snapshot]:
+        """The newest snapshot of this library whose positions ``usable`` accepts (the streams
+        still hold every change after them), or None: the caller rebuilds from Redis."""
         for path in self.newest():
-            if not usable(position_of(path.name)):
-                log.info("snapshot %s is older than the change stream; rebuilding", path.name)
-                return None
             try:
-                return self._read(path, approx_from)
+                snapshot = self._read(path, approx_from)
             except FileNotFoundError:  # pruned by another process meanwhile: try the next one
                 continue
+            if snapshot is not None and not usable(snapshot.positions):
+                log.info("snapshot %s is older than the change streams; rebuilding", path.name)
+                return None
+            return snapshot
         return None
 
     def _read(self, path: Path, approx_from: int) -> Optional[Snapshot]:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
+            if "positions" not in meta:  # one position of the single stream before streams per app
+                log.info("snapshot %s predates the change streams per app; rebuilding", path.name)
+                return None
             if meta["source"] != self.source_id or meta["model"] != self.model_id:
                 log.info("snapshot %s belongs to another library; rebuilding", path.name)
                 return None
@@ -91,16 +99,18 @@ class SnapshotStore:
                 meta["dim"], approx_from, [tuple(k) for k in meta["groups"]],
                 [data[f"index{i}"] for i in range(count)], [data[f"ids{i}"] for i in range(count)],
             )
-        return Snapshot(meta["position"], registry)
+        return Snapshot(meta["positions"], registry)
 
     def _prune(self) -> None:
         for stale in self.newest()[KEEP:]:
             stale.unlink(missing_ok=True)
 
 
-def position_of(name: str) -> str:
-    """The stream position in a snapshot file name ``<model>.<millis>-<seq>.snapshot.npz``."""
-    return name[: -len(SUFFIX)].rsplit(".", 1)[1]
+def taken_at(name: str) -> int:
+    """When a snapshot was taken (ns), from its file name ``<model>.<ns>-<random>.snapshot.npz``;
+    -1 for a file of an older naming (it sorts last and fails to load)."""
+    stamp = name[: -len(SUFFIX)].rsplit(".", 1)[1].partition("-")[0]
+    return int(stamp) if stamp.isdigit() else -1
 
 
 def stream_key(position: str) -> tuple[int, int]:

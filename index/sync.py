@@ -1,10 +1,12 @@
-"""Keep a process's indexes in step with the change stream.
+"""Keep a process's indexes in step with the change streams.
 
-Every write appends (app, op, group, face id) to one stream. Each process follows it: the
-process that took a write calls ``catch_up()`` before answering (read-your-writes), a
-background thread blocks on the stream for everyone else's writes (replicas converge within
-the block interval). Applying a change twice is harmless, so the two never need to agree on
-who applied what.
+Every write appends (op, group, face id) to its app's stream, then a hint naming the app to one
+shared hint stream. Each process follows them: the process that took a write calls
+``catch_up(app)`` before answering (read-your-writes); a background thread blocks on the hints
+and reads the hinted apps' streams (other processes converge within the block interval), and
+every ``poll_seconds`` reads every app's stream, for a hint lost by a writer that died between
+its write and its hint. A position per app says what has been applied; applying a change twice
+is harmless, so readers never need to agree on who applied what.
 
 A second thread does the upkeep: it compacts deleted faces out of FAISS and, every
 ``snapshot_seconds`` when anything changed, writes a snapshot with the position it includes
@@ -16,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Iterable, Optional, Protocol
 
 import numpy as np
 
@@ -26,9 +28,13 @@ from index.snapshot import SnapshotStore, stream_key
 log = logging.getLogger(__name__)
 
 
+# app -> the stream id of its last change applied ("0-0": none)
+Positions = dict[str, str]
+
+
 @dataclass(frozen=True)
 class Change:
-    position: str  # stream id
+    position: str  # stream id in its app's stream
     app: str
     op: str  # "add" or "del"
     group: str
@@ -37,11 +43,20 @@ class Change:
 
 
 class ChangeSource(Protocol):
-    def head(self) -> str:
-        """The position of the newest change (a start point for a fresh index)."""
+    def apps(self) -> set[str]:
+        """The apps known to have a library (others are learnt from hints)."""
 
-    def read(self, after: str, block_ms: Optional[int]) -> list[Change]:
-        """Changes after ``after``, waiting up to block_ms for one when there are none."""
+    def heads(self, apps: Iterable[str]) -> Positions:
+        """The position of each app's newest change (start points for a fresh index)."""
+
+    def read(self, positions: Positions) -> list[Change]:
+        """Changes of each app after its position (a batch of each; call again for more)."""
+
+    def hint_head(self) -> str:
+        """The position of the newest hint."""
+
+    def wait(self, after: str, block_ms: int) -> tuple[str, set[str]]:
+        """The apps hinted after ``after``, waiting up to block_ms, and the new hint position."""
 
 
 class IndexSync:
@@ -49,41 +64,47 @@ class IndexSync:
         self,
         registry: IndexRegistry,
         source: ChangeSource,
-        position: str,
+        positions: Positions,
         snapshots: Optional[SnapshotStore] = None,
         snapshot_seconds: float = 300.0,
-        snapshot_position: Optional[str] = None,
+        snapshot_positions: Optional[Positions] = None,
     ) -> None:
-        """``snapshot_position``: that of the snapshot the registry was loaded from, if any
-        (nothing new to write until the position moves on)."""
+        """``snapshot_positions``: those of the snapshot the registry was loaded from, if any
+        (nothing new to write until they move on)."""
         self.registry = registry
         self.source = source
-        self.position = position
+        self.positions = dict(positions)
         self.snapshots = snapshots
         self.snapshot_seconds = snapshot_seconds
-        self._saved_position = position if snapshots is None else snapshot_position
+        self._saved_positions = dict(self.positions) if snapshots is None else snapshot_positions
         self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def catch_up(self) -> int:
-        """Apply every change written so far; returns how many were new to this process."""
-        applied = 0
+    def catch_up(self, app: Optional[str] = None) -> int:
+        """Apply every change written so far, of one app or of every app known; returns how
+        many were new to this process."""
+        apps = [app] if app is not None else sorted(set(self.positions) | self.source.apps())
+        return self._catch_up(apps)
+
+    def _catch_up(self, apps: Iterable[str]) -> int:
+        apps, applied = set(apps), 0
         while True:
-            fresh = self._apply_all(self.source.read(self.position, None))
+            with self._apply_lock:
+                positions = {app: self.positions.get(app, "0-0") for app in apps}
+            fresh = self._apply_all(self.source.read(positions))
+            applied += fresh
             if not fresh:
                 return applied
-            applied += fresh
 
     def _apply_all(self, changes: list[Change]) -> int:
-        # Reads happen outside the lock (the follower blocks in one); whatever another
-        # caller applied meanwhile is filtered out by position here.
+        # Reads happen outside the lock; whatever another caller applied meanwhile is
+        # filtered out by position here.
         with self._apply_lock:
-            fresh = [c for c in changes if stream_key(c.position) > stream_key(self.position)]
+            fresh = [c for c in changes if stream_key(c.position) > stream_key(self.positions.get(c.app, "0-0"))]
             for change in fresh:
                 self._apply(change)
-            if fresh:
-                self.position = fresh[-1].position
+                self.positions[change.app] = change.position
             return len(fresh)
 
     def _apply(self, change: Change) -> None:
@@ -98,19 +119,27 @@ class IndexSync:
         """Whether the follower thread runs, i.e. other processes' writes keep arriving."""
         return bool(self._threads) and self._threads[0].is_alive() and not self._stop.is_set()
 
-    def start(self, block_ms: int = 50, upkeep_seconds: float = 1.0) -> None:
-        """Follow the stream and keep the indexes up in daemon threads until ``stop()``."""
+    def start(self, block_ms: int = 50, upkeep_seconds: float = 1.0, poll_seconds: float = 2.0) -> None:
+        """Follow the streams and keep the indexes up in daemon threads until ``stop()``."""
         self._threads = [
-            threading.Thread(target=self._follow, args=(block_ms,), name="index-sync", daemon=True),
+            threading.Thread(target=self._follow, args=(block_ms, poll_seconds), name="index-sync", daemon=True),
             threading.Thread(target=self._upkeep, args=(upkeep_seconds,), name="index-upkeep", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
 
-    def _follow(self, block_ms: int) -> None:
+    def _follow(self, block_ms: int, poll_seconds: float) -> None:
+        hint = self.source.hint_head()
+        self.catch_up()  # what was written before the hint position was taken
+        polled = time.monotonic()
         while not self._stop.is_set():
             try:
-                self._apply_all(self.source.read(self.position, block_ms))
+                hint, apps = self.source.wait(hint, block_ms)
+                if time.monotonic() - polled >= poll_seconds:
+                    self.catch_up()
+                    polled = time.monotonic()
+                elif apps:
+                    self._catch_up(apps)
             except Exception:  # a Redis hiccup must not end replication for good
                 log.exception("index sync failed; retrying")
                 self._stop.wait(1.0)
@@ -130,17 +159,17 @@ class IndexSync:
         """Write a snapshot when anything changed since the last one; returns whether it did.
 
         The indexes are serialised under the apply lock, so the snapshot holds exactly the
-        changes up to its position (plus, after a start-up load, some later ones: replaying
+        changes up to its positions (plus, after a start-up load, some later ones: replaying
         those is harmless); the file is written outside it."""
         if self.snapshots is None:
             return False
         with self._apply_lock:
-            position = self.position
-            if position == self._saved_position:
+            positions = dict(self.positions)
+            if positions == self._saved_positions:
                 return False
             groups = self.registry.to_arrays()
-        path = self.snapshots.save(self.registry.dim, position, groups)
-        self._saved_position = position
+        path = self.snapshots.save(self.registry.dim, positions, groups)
+        self._saved_positions = positions
         log.info("index snapshot %s written", path.name)
         return True
 

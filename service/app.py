@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-import redis
 from flask import Flask, g, request
 
 from config.defaults import Settings
@@ -23,7 +22,7 @@ from service.library.face_library import Library
 from service.library.indexes import start_local_indexes
 from service.ops.metrics import Metrics, instrument_pipeline
 from service.store.faces import FaceStore
-from service.store.redis_server import EmbeddedRedis, connect, ensure_redis
+from service.store.redis_server import EmbeddedRedis, RedisClient, connect, ensure_redis, replicas_of
 from workers.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ class Services:
     """Everything a request handler may call, built once per process."""
 
     settings: Settings
-    redis: redis.Redis
+    redis: RedisClient
     auth: Auth
     quota: Quota
     pipeline: Pipeline
@@ -66,7 +65,8 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     score_map = ScoreMap.for_model(pipeline.model_id)
     url, embedded = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     client = connect(url)
-    store = FaceStore(client)
+    wait = settings.redis_wait_replicas
+    store = FaceStore(client, min(1, replicas_of(client)) if wait is None else wait, settings.redis_wait_ms)
     indexes = start_local_indexes(store, pipeline.model_id, pipeline.embedder.dim, settings)
     metrics = Metrics(indexes.registry, settings.metrics_per_group)
     instrument_pipeline(pipeline, metrics)

@@ -10,6 +10,7 @@ from service.store.redis_server import EmbeddedRedis, connect
 from service.inference import load_pipeline
 from tests.helpers import ROOT, BaiduClient
 from tests.live import TALLY, LiveServer, start_live_server, stop_live_server
+from tests.redis_deployments import ClusterDeployment, SentinelDeployment
 from workers.pipeline import Pipeline
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,36 @@ def live(tmp_path_factory) -> LiveServer:
     server = start_live_server(tmp_path_factory.mktemp("live"))
     yield server
     stop_live_server(server)
+
+
+@pytest.fixture(scope="session")
+def live_cluster(tmp_path_factory) -> LiveServer:
+    """facesvc under gunicorn on a Redis Cluster of 3 primaries and 3 replicas."""
+    directory = tmp_path_factory.mktemp("cluster")
+    deployment = ClusterDeployment(directory / "redis")
+    server = start_live_server(directory, redis_url=deployment.url)
+    server.deployment = deployment
+    yield server
+    stop_live_server(server)
+    deployment.stop()
+
+
+@pytest.fixture(scope="session")
+def live_sentinel(tmp_path_factory) -> LiveServer:
+    """facesvc under gunicorn on a primary with 2 replicas watched by 3 sentinels."""
+    directory = tmp_path_factory.mktemp("sentinel")
+    deployment = SentinelDeployment(directory / "redis")
+    server = start_live_server(directory, redis_url=deployment.url)
+    server.deployment = deployment
+    yield server
+    stop_live_server(server)
+    deployment.stop()
+
+
+@pytest.fixture(params=["embedded", "cluster", "sentinel"])
+def any_live(request) -> LiveServer:
+    """The live server on each kind of Redis in turn: the SDK flows run on all three."""
+    return request.getfixturevalue({"embedded": "live", "cluster": "live_cluster", "sentinel": "live_sentinel"}[request.param])
 
 
 @pytest.fixture(scope="session")

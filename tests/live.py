@@ -1,13 +1,15 @@
 """facesvc under gunicorn on a loopback port, for tests that need the real server: crashes,
 the official SDKs, hostile input, concurrency. One server per test session (``live`` fixture in
 conftest) with its own Redis, so the per-test ``flushall`` of the in-process tests never touches
-it; each test makes its own app (key pair) there."""
+it; each test makes its own app (key pair) there. ``live_cluster`` and ``live_sentinel`` are the
+same on a Redis Cluster and on a Sentinel-watched primary (tests/redis_deployments.py)."""
 from __future__ import annotations
 
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 import psutil
 import requests
@@ -28,13 +30,15 @@ class LiveServer:
 
     base: str
     process: subprocess.Popen
-    redis: EmbeddedRedis
+    redis_url: str
     data_dir: Path
     log_path: Path
+    embedded: Optional[EmbeddedRedis] = None  # stopped with the server
+    deployment: Any = None  # the Redis Cluster or Sentinel deployment it runs on, if any
 
     def new_app(self) -> AppKeys:
         """A fresh app with its key pair, sealed under the server's master key."""
-        return Auth.from_settings(connect(self.redis.url), load_settings(data_dir=self.data_dir)).create_keys()
+        return Auth.from_settings(connect(self.redis_url), load_settings(data_dir=self.data_dir)).create_keys()
 
     def token(self, keys: AppKeys) -> str:
         grant = {"grant_type": "client_credentials", "client_id": keys.api_key, "client_secret": keys.secret_key}
@@ -48,17 +52,20 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_live_server(data_dir: Path, workers: int = 2) -> LiveServer:
-    redis = EmbeddedRedis(data_dir, "everysec").start()
+def start_live_server(data_dir: Path, workers: int = 2, redis_url: Optional[str] = None) -> LiveServer:
+    """The server on ``redis_url``, or on an embedded Redis of its own."""
+    embedded = None if redis_url else EmbeddedRedis(data_dir, "everysec").start()
+    redis_url = redis_url or embedded.url
     log_path = data_dir / "gunicorn.log"
     # Every test client is 127.0.0.1 and the SDK suites send wrong secrets on purpose: no
     # failed-grant limit here (tests/test_token.py tests it).
     # Short read timeouts, so that the slow-client tests see a trickler dropped.
     env = {"FACESVC_MAX_FAILED_GRANTS": "0", "FACESVC_REQUEST_HEADER_TIMEOUT": "3", "FACESVC_REQUEST_READ_TIMEOUT": "6"}
-    process, base = start_gunicorn(redis.url, data_dir, workers=workers, log_path=log_path, env=env)
-    return LiveServer(base, process, redis, data_dir, log_path)
+    process, base = start_gunicorn(redis_url, data_dir, workers=workers, log_path=log_path, env=env)
+    return LiveServer(base, process, redis_url, data_dir, log_path, embedded)
 
 
 def stop_live_server(server: LiveServer) -> None:
     stop_gunicorn(server.process)
-    server.redis.stop()
+    if server.embedded:
+        server.embedded.stop()

