@@ -143,7 +143,8 @@ class Settings(BaseSettings):
     # even a power loss, at ~1 ms per write (negligible beside inference).
     redis_appendfsync: Literal["always", "everysec"] = "always"
     # Replicas that must hold a face library write before it is answered (Redis WAIT), so that
-    # a failover loses no acknowledged write. Empty: 1 when the Redis has a replica, else 0.
+    # a failover loses no acknowledged write. Empty: 1 while the write's primary has a replica
+    # connected, else 0 (a lone server; a promoted primary until its replicas are back).
     redis_wait_replicas: Optional[int] = Field(None, ge=0)
     # How long a write waits for them; fewer in time: the write is answered 216300 (it may
     # still survive: the caller retries, and a repeated photo is refused as existing).

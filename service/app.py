@@ -22,7 +22,7 @@ from service.library.face_library import Library
 from service.library.indexes import start_local_indexes
 from service.ops.metrics import Metrics, instrument_pipeline
 from service.store.faces import FaceStore
-from service.store.redis_server import EmbeddedRedis, RedisClient, connect, ensure_redis, replicas_of
+from service.store.redis_server import EmbeddedRedis, RedisClient, connect, ensure_redis
 from workers.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     score_map = ScoreMap.for_model(pipeline.model_id)
     url, embedded = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     client = connect(url)
-    wait = settings.redis_wait_replicas
-    store = FaceStore(client, min(1, replicas_of(client)) if wait is None else wait, settings.redis_wait_ms)
+    store = FaceStore(client, settings.redis_wait_replicas, settings.redis_wait_ms)
     indexes = start_local_indexes(store, pipeline.model_id, pipeline.embedder.dim, settings)
     metrics = Metrics(indexes.registry, settings.metrics_per_group)
     instrument_pipeline(pipeline, metrics)

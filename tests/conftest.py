@@ -38,9 +38,8 @@ def live(tmp_path_factory) -> LiveServer:
 @pytest.fixture(scope="session")
 def live_cluster(tmp_path_factory) -> LiveServer:
     """facesvc under gunicorn on a Redis Cluster of 3 primaries and 3 replicas."""
-    directory = tmp_path_factory.mktemp("cluster")
-    deployment = ClusterDeployment(directory / "redis")
-    server = start_live_server(directory, redis_url=deployment.url)
+    deployment = ClusterDeployment(tmp_path_factory.mktemp("cluster-redis"))
+    server = start_live_server(tmp_path_factory.mktemp("cluster"), redis_url=deployment.url)
     server.deployment = deployment
     yield server
     stop_live_server(server)
@@ -50,9 +49,8 @@ def live_cluster(tmp_path_factory) -> LiveServer:
 @pytest.fixture(scope="session")
 def live_sentinel(tmp_path_factory) -> LiveServer:
     """facesvc under gunicorn on a primary with 2 replicas watched by 3 sentinels."""
-    directory = tmp_path_factory.mktemp("sentinel")
-    deployment = SentinelDeployment(directory / "redis")
-    server = start_live_server(directory, redis_url=deployment.url)
+    deployment = SentinelDeployment(tmp_path_factory.mktemp("sentinel-redis"))
+    server = start_live_server(tmp_path_factory.mktemp("sentinel"), redis_url=deployment.url)
     server.deployment = deployment
     yield server
     stop_live_server(server)

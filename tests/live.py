@@ -54,6 +54,7 @@ class LiveServer:
 
 def start_live_server(data_dir: Path, workers: int = 2, redis_url: Optional[str] = None) -> LiveServer:
     """The server on ``redis_url``, or on an embedded Redis of its own."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     embedded = None if redis_url else EmbeddedRedis(data_dir, "everysec").start()
     redis_url = redis_url or embedded.url
     log_path = data_dir / "gunicorn.log"

@@ -42,6 +42,8 @@ CLEAR_BATCH = 500
 
 # Approximate cap of an app's change stream; a process further behind than this rebuilds.
 STREAM_MAXLEN = 200_000
+# Seconds a primary's count of connected replicas is trusted (FaceStore._required).
+REPLICAS_TTL = 1.0
 # Approximate cap of the hint stream: a follower only needs the hints since its last read.
 HINT_MAXLEN = 10_000
 
@@ -315,12 +317,15 @@ def _record(face_id: int, fields: Sequence[str], values: list[Optional[bytes]]) 
 class FaceStore:
     """Reads and writes of the face library of every app in one Redis (a server, a Sentinel's
     primary or a Cluster). ``wait_replicas``: replicas a write must reach before it returns
-    (Redis WAIT, up to ``wait_ms``); fewer is 216300."""
+    (Redis WAIT, up to ``wait_ms``); fewer is 216300. None: one while the write's primary has
+    a replica connected, none while it has none (a lone server, or a primary promoted by a
+    failover whose replicas are still to come back)."""
 
-    def __init__(self, client: RedisClient, wait_replicas: int = 0, wait_ms: int = 1000) -> None:
+    def __init__(self, client: RedisClient, wait_replicas: Optional[int] = 0, wait_ms: int = 1000) -> None:
         self.redis = client
         self.wait_replicas = wait_replicas
         self.wait_ms = wait_ms
+        self._replicas: dict[str, tuple[int, float]] = {}  # primary -> (replicas, when read)
         self._put = client.register_script(_PUT)
         self._leave = client.register_script(_LEAVE)
         self._copy = client.register_script(_COPY)
@@ -431,26 +436,40 @@ class FaceStore:
             raise FaceError(int(code), f"uid {uid}, groups {','.join(groups)}", message)
 
     def _replicated(self, app: str, script, script_keys: list[str], args: list) -> int:
-        """The script's answer once ``wait_replicas`` replicas hold its writes. WAIT counts the
+        """The script's answer once the replicas required hold its writes. WAIT counts the
         writes of its own connection, so both go down one connection: a pipeline of this
-        client, or of the app's node in a cluster."""
-        if not self.wait_replicas:
-            return int(script(keys=script_keys, args=args))
+        client, or of the app's primary in a cluster."""
         client = self.redis
-        if isinstance(client, RedisCluster):
+        if isinstance(client, RedisCluster) and self.wait_replicas != 0:
             client = client.get_node_from_key(script_keys[0]).redis_connection
+        required = self._required(client)
+        if not required:
+            return int(script(keys=script_keys, args=args))
         try:
             with client.pipeline(transaction=False) as pipe:
                 script(keys=script_keys, args=args, client=pipe)
-                pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+                pipe.execute_command("WAIT", required, self.wait_ms)
                 code, replicas = pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             if isinstance(self.redis, RedisCluster):
                 self.redis.nodes_manager.initialize()  # a failover moved the slot: learn where
             raise
-        if int(replicas) < self.wait_replicas:
-            raise FaceError(216300, f"the write of app {app} reached {replicas} of {self.wait_replicas} replicas in {self.wait_ms} ms")
+        if int(replicas) < required:
+            self._replicas.clear()  # a replica may have gone: count again next time
+            raise FaceError(216300, f"the write of app {app} reached {replicas} of {required} replicas in {self.wait_ms} ms")
         return int(code)
+
+    def _required(self, client: redis.Redis) -> int:
+        """Replicas a write on ``client``'s primary must reach: the setting, or (None) one when
+        that primary has a replica connected, counted at most once a second."""
+        if self.wait_replicas is not None:
+            return self.wait_replicas
+        name = repr(client.connection_pool)
+        count, when = self._replicas.get(name, (0, 0.0))
+        if time.monotonic() - when > REPLICAS_TTL:
+            count = int(client.info("replication").get("connected_slaves", 0))
+            self._replicas[name] = (count, time.monotonic())
+        return min(1, count)
 
     def _run(self, script, app: str, uid: str, extra_keys: list[str], args: list, keep_groups: bool) -> int:
         script_keys = [keys.groups(app), keys.kept_groups(app), keys.sequence(app), keys.changes(app), *extra_keys]

@@ -183,19 +183,6 @@ def connect(url: str) -> RedisClient:
     return sentinels.master_for(name, db=int(db or 0), retry_on_timeout=True, **auth, **TIMEOUTS)
 
 
-def replicas_of(client: RedisClient) -> int:
-    """The fewest replicas any primary of the deployment has (0 for a lone server)."""
-    if isinstance(client, RedisCluster):
-        primaries: dict[str, int] = {}
-        for node in client.cluster_nodes().values():
-            if "master" in node["flags"]:
-                primaries.setdefault(node["node_id"], 0)
-            elif node.get("master_id") and node["connected"]:
-                primaries[node["master_id"]] = primaries.get(node["master_id"], 0) + 1
-        return min(primaries.values(), default=0)
-    return int(client.info("replication").get("connected_slaves", 0))
-
-
 def ensure_redis(redis_url: Optional[str], data_dir: Path, appendfsync: str) -> tuple[str, Optional[EmbeddedRedis]]:
     """The URL to use, starting an embedded server when none is configured."""
     if redis_url:
