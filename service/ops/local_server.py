@@ -24,11 +24,16 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    redis_url: str, data_dir, workers: int = 1, log_path: Optional[Path] = None, env: Optional[dict[str, str]] = None
+    redis_url: str,
+    data_dir,
+    workers: int = 1,
+    log_path: Optional[Path] = None,
+    env: Optional[dict[str, str]] = None,
+    port: Optional[int] = None,
 ) -> tuple[subprocess.Popen, str]:
-    """facesvc under gunicorn on a free loopback port, in its own process group; its output
-    goes to ``log_path`` (discarded when None)."""
-    port = free_port()
+    """facesvc under gunicorn on a loopback port (a free one when None), in its own process
+    group; its output goes to ``log_path`` (discarded when None)."""
+    port = port or free_port()
     environment = {
         **os.environ,
         "FACESVC_REDIS_URL": redis_url,
