@@ -13,7 +13,8 @@ Reported per size and index: build time (adding in batches of 1,000 as the start
 RSS growth of the group, snapshot load time, single-query p50/p99 of a top-50 search (what
 identify asks for), queries/s with 1, 2 and 8 threads, and recall@1 against exact search, both
 of the index alone and after exact re-ranking of its 50 candidates (what the library does with
-the vectors it reads from Redis with each hit's owner).
+the vectors it reads from Redis with each hit's owner), the re-ranking with float32 vectors and
+with the same vectors stored as float16 (half the bytes per face in Redis).
 
     python -m bench.search [--sizes 10000 100000 300000] [--out bench/results/search.json]
 """
@@ -161,9 +162,11 @@ def bench_size(gallery: np.ndarray, probes: dict[str, np.ndarray], args) -> dict
     def candidates(probe: np.ndarray) -> np.ndarray:
         return group.search(probe, CANDIDATES)[1]
 
-    def reranked(probe: np.ndarray) -> int:
+    def reranked(probe: np.ndarray, stored: np.ndarray = gallery) -> int:
         found = candidates(probe)
-        return int(found[np.argmax(gallery[found] @ probe)])
+        return int(found[np.argmax(stored[found].astype(np.float32) @ probe)])
+
+    half = gallery.astype(np.float16)  # the vectors as Redis would hold them in float16
 
     ours = measure(candidates, everyone, args.threads)
     ours.update(
@@ -176,7 +179,8 @@ def bench_size(gallery: np.ndarray, probes: dict[str, np.ndarray], args) -> dict
     for name, p in probes.items():
         ours[f"recall_{name}_index_only"] = recall(np.array([candidates(q)[0] for q in p]), exact[name])
         ours[f"recall_{name}_reranked"] = recall(np.array([reranked(q) for q in p]), exact[name])
-    del registry, group
+        ours[f"recall_{name}_reranked_float16"] = recall(np.array([reranked(q, half) for q in p]), exact[name])
+    del registry, group, half
     return {"size": len(gallery), "facesvc": ours, "flat_baseline": flat_figures}
 
 

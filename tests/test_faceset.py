@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import pytest
 
 from service.errors import ALREADY_ADDED
@@ -644,3 +645,23 @@ def test_another_app_sees_none_of_the_first_apps_library_and_keeps_its_own(app, 
     assert group_list(other) == []
     assert group_list(api) == ["g1"]
     assert_consistent(services)
+
+
+def test_faces_are_stored_in_float16_and_older_float32_faces_still_serve(api, services, redis_client):
+    """A face's embedding takes 1,280 bytes (float16); a face stored before, in float32, is
+    still identified, verified, copied and exported."""
+    assert_ok(api.call("faceset/user/add", uid="new", user_info="", group_id="g1", image=b64(photo("images/person01/img5.jpg"))))
+    assert_ok(api.call("faceset/user/add", uid="old", user_info="", group_id="g1", image=b64(photo("images/person02/img12.jpg"))))
+    faces = {redis_client.hget(key, "uid").decode(): key for key in redis_client.scan_iter("fs:{*}:face:*")}
+    half = redis_client.hget(faces["new"], "v16")
+    assert len(half) == 2 * 640 and redis_client.hget(faces["new"], "vec") is None
+    # "old" as facesvc before float16 stored it; its index entry stays, so search reads it back.
+    vector = np.frombuffer(redis_client.hget(faces["old"], "v16"), "<f2").astype("<f4")
+    redis_client.hdel(faces["old"], "v16")
+    redis_client.hset(faces["old"], "vec", vector.tobytes())
+    probe = b64(photo("images/person02/img55.jpg"))
+    assert api.call("identify", group_id="g1", image=probe)["result"][0]["uid"] == "old"
+    assert api.call("verify", uid="old", group_id="g1", image=probe)["result"][0] > 80
+    assert_ok(api.call("faceset/group/adduser", uid="old", src_group_id="g1", group_id="g2"))
+    assert api.call("identify", group_id="g2", image=probe)["result"][0]["uid"] == "old"
+    assert check_library(services.library.store, services.indexes.registry, services.pipeline.model_id) == []

@@ -43,7 +43,7 @@ PAGE = 1000
 class StoredFace:
     model: str
     digest: str
-    vector: bytes  # float32, as Redis holds it
+    vector: bytes  # float32 (Redis holds float16: the file stays as it was)
     token: Optional[str] = None
 
 

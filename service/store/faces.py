@@ -4,8 +4,9 @@ the Lua scripts that write it and every read of it. Everyone else calls ``FaceSt
 The records, per app (every key under the app's hash tag, so one app is one cluster slot):
 
 - ``face:<id>`` hash: app, uid, group, model (the embedding's model id), digest (sha256 of
-  the photo), token (its face token, ``face_token``), created (unix seconds), vec (the
-  embedding, little-endian float32); ``token:<token>`` set of the face ids with that token;
+  the photo), token (its face token, ``face_token``), created (unix seconds), v16 (the
+  embedding, little-endian float16; ``vec`` float32 in faces stored before); ``token:<token>``
+  set of the face ids with that token;
 - ``faces:<group>:<uid>`` hash face id -> digest, the faces of a user in a group;
 - ``user:<group>:<uid>`` hash: user_info, created (user_info is per group, as Baidu's user/get);
 - ``members:<group>`` sorted set uid -> joining order; ``groups`` sorted set group -> creation
@@ -37,6 +38,10 @@ from service.store.redis_server import RedisClient
 
 SCAN_BATCH = 1000
 FACE_FIELDS = ("app", "uid", "group", "model", "digest", "token", "created", "vec")
+# A face's embedding: float16 (``v16``, half the bytes; re-ranking at 300,000 faces keeps its
+# recall@1, bench/search.py) or, for faces stored before, float32 (``vec``). Reading "vec"
+# reads either.
+VEC, HALF = "vec", "v16"
 # Users a group/delete removes per script call: a huge group never blocks Redis for long.
 CLEAR_BATCH = 500
 
@@ -61,10 +66,11 @@ local function log_change(op, group, fid)
   redis.call('XADD', changes_key, 'MAXLEN', '~', MAXLEN, '*', 'op', op, 'group', group, 'fid', fid)
 end
 
-local function add_face(group, owner, faces_key, model, digest, token, vec)
+-- vec_field: 'v16' (float16, what writes store) or 'vec' (float32, a copy of an older face)
+local function add_face(group, owner, faces_key, model, digest, token, vec_field, vec)
   local fid = redis.call('INCR', seq_key)
   redis.call('HSET', face_prefix .. fid, 'app', app, 'uid', owner, 'group', group, 'model', model,
-             'digest', digest, 'created', now, 'vec', vec)
+             'digest', digest, 'created', now, vec_field, vec)
   if token and token ~= '' then
     redis.call('HSET', face_prefix .. fid, 'token', token)
     redis.call('SADD', token_prefix .. token, fid)
@@ -144,7 +150,7 @@ for g = 1, ngroups do
   join(group, uid, members_key, user_key, KEYS[5], info, set_info)
   for f = 0, nfaces - 1 do
     local at = first_face + 3 * f
-    add_face(group, uid, faces_key, model, ARGV[at], ARGV[at + 1], ARGV[at + 2])
+    add_face(group, uid, faces_key, model, ARGV[at], ARGV[at + 1], 'v16', ARGV[at + 2])
   end
 end
 return 0
@@ -186,8 +192,9 @@ for g = 2, ngroups do
   local members_key, user_key, faces_key = group_keys(g)
   join(group, uid, members_key, user_key, KEYS[5], info, true)
   for f = 1, #faces, 2 do
-    local record = redis.call('HMGET', face_prefix .. faces[f], 'model', 'vec', 'token')
-    if record[2] then add_face(group, uid, faces_key, record[1], faces[f + 1], record[3], record[2]) end
+    local record = redis.call('HMGET', face_prefix .. faces[f], 'model', 'v16', 'vec', 'token')
+    if record[2] then add_face(group, uid, faces_key, record[1], faces[f + 1], record[4], 'v16', record[2])
+    elseif record[3] then add_face(group, uid, faces_key, record[1], faces[f + 1], record[4], 'vec', record[3]) end
   end
 end
 return 0
@@ -295,6 +302,7 @@ class FaceRecord:
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
+    """float32 bytes: exports and detected faces' tokens."""
     return vector.astype("<f4").tobytes()
 
 
@@ -303,14 +311,21 @@ def decode_vector(data: bytes) -> np.ndarray:
 
 
 def _record(face_id: int, fields: Sequence[str], values: list[Optional[bytes]]) -> Optional[FaceRecord]:
-    """The record of an HMGET answer; None when the face is gone (no field came back)."""
+    """The record of an HMGET answer; None when the face is gone (no field came back). The
+    vector comes as float32 whether the face holds it in float16 (``v16``) or float32 (``vec``,
+    faces stored before float16)."""
     if all(v is None for v in values):
         return None
-    found = {
-        ("vector" if name == "vec" else name): (decode_vector(v) if name == "vec" else v.decode())
-        for name, v in zip(fields, values)
-        if v is not None
-    }
+    found: dict = {}
+    for name, value in zip(fields, values):
+        if value is None:
+            continue
+        if name == VEC:
+            found["vector"] = decode_vector(value)
+        elif name == HALF:
+            found["vector"] = np.frombuffer(value, "<f2").astype(np.float32)
+        else:
+            found[name] = value.decode()
     return FaceRecord(face_id, **found)
 
 
@@ -352,7 +367,7 @@ class FaceStore:
         args = [model_id, int(replace), int(user_info is not None), user_info or "", len(groups), *groups]
         args.append(len(faces))
         for digest, token, vector in faces:
-            args += [digest, token, encode_vector(vector)]
+            args += [digest, token, vector.astype("<f2").tobytes()]
         self._write(self._put, app, uid, groups, args, keep_groups=keep_groups)
 
     def remove_user(self, app: str, uid: str, groups: list[str], keep: int, missing_code: int) -> None:
@@ -597,8 +612,9 @@ class FaceStore:
         """(face id, key, fields) -> the record of each, in one pipelined round trip."""
         if not requests:
             return []
+        asked = [(face_id, key, (*fields, HALF) if VEC in fields else tuple(fields)) for face_id, key, fields in requests]
         with self.redis.pipeline(transaction=False) as pipe:
-            for _, key, fields in requests:
+            for _, key, fields in asked:
                 pipe.hmget(key, *fields)
             answers = pipe.execute()
-        return [_record(face_id, fields, values) for (face_id, _, fields), values in zip(requests, answers)]
+        return [_record(face_id, fields, values) for (face_id, _, fields), values in zip(asked, answers)]

@@ -116,7 +116,7 @@ def user_groups(app: str, uid: str) -> str:
 
 
 def face_prefix(app: str) -> str:
-    """Prefix of face hashes (app, uid, group, model, digest, token, created, vec): ``<prefix><id>``."""
+    """Prefix of face hashes (app, uid, group, model, digest, token, created, v16 or vec): ``<prefix><id>``."""
     return f"{app_prefix(app)}:face:"
 
 
