@@ -2,6 +2,8 @@
 speaks Baidu's form-encoded protocol. Each test starts with an empty Redis."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import pytest
 
 from config.defaults import Quotas, load_settings
@@ -35,26 +37,26 @@ def live(tmp_path_factory) -> LiveServer:
     stop_live_server(server)
 
 
+def live_on(deployment_class, tmp_path_factory, name: str) -> Iterator[LiveServer]:
+    """facesvc under gunicorn on a Redis deployment of ``deployment_class``, both stopped after."""
+    deployment = deployment_class(tmp_path_factory.mktemp(f"{name}-redis"))
+    server = start_live_server(tmp_path_factory.mktemp(name), redis_url=deployment.url)
+    server.deployment = deployment
+    yield server
+    stop_live_server(server)
+    deployment.stop()
+
+
 @pytest.fixture(scope="session")
-def live_cluster(tmp_path_factory) -> LiveServer:
+def live_cluster(tmp_path_factory) -> Iterator[LiveServer]:
     """facesvc under gunicorn on a Redis Cluster of 3 primaries and 3 replicas."""
-    deployment = ClusterDeployment(tmp_path_factory.mktemp("cluster-redis"))
-    server = start_live_server(tmp_path_factory.mktemp("cluster"), redis_url=deployment.url)
-    server.deployment = deployment
-    yield server
-    stop_live_server(server)
-    deployment.stop()
+    yield from live_on(ClusterDeployment, tmp_path_factory, "cluster")
 
 
 @pytest.fixture(scope="session")
-def live_sentinel(tmp_path_factory) -> LiveServer:
+def live_sentinel(tmp_path_factory) -> Iterator[LiveServer]:
     """facesvc under gunicorn on a primary with 2 replicas watched by 3 sentinels."""
-    deployment = SentinelDeployment(tmp_path_factory.mktemp("sentinel-redis"))
-    server = start_live_server(tmp_path_factory.mktemp("sentinel"), redis_url=deployment.url)
-    server.deployment = deployment
-    yield server
-    stop_live_server(server)
-    deployment.stop()
+    yield from live_on(SentinelDeployment, tmp_path_factory, "sentinel")
 
 
 @pytest.fixture(params=["embedded", "cluster", "sentinel"])
