@@ -142,13 +142,15 @@ def test_the_sdk_flow_passes_through_the_balancer(nodes, live_cluster):
 def test_a_killed_node_loses_nothing_is_routed_around_and_catches_up(nodes, live_cluster):
     app = live_cluster.new_app()
     token = live_cluster.token(app)
-    registered: dict[str, str] = {}  # uid -> probe photo, of the acknowledged registrations
+    # uid -> its photo, of the acknowledged registrations: identifying the very photo checks the
+    # node's index, not recognition (another photo of a person may be taken for someone else).
+    registered: dict[str, str] = {}
     failures: list[float] = []
     stop = threading.Event()
     everyone = people(600)  # more than can register in the 9 s: one uid per person
 
     def register_through_the_balancer() -> None:
-        for uid, enrolled, probe in everyone:
+        for uid, enrolled, _ in everyone:
             if stop.is_set():
                 return
             try:
@@ -158,7 +160,7 @@ def test_a_killed_node_loses_nothing_is_routed_around_and_catches_up(nodes, live
             if "error_code" in answer:
                 failures.append(time.monotonic())
             else:
-                registered[uid] = probe
+                registered[uid] = enrolled
 
     writer = threading.Thread(target=register_through_the_balancer)
     writer.start()
@@ -174,8 +176,8 @@ def test_a_killed_node_loses_nothing_is_routed_around_and_catches_up(nodes, live
     assert len(failures) <= 1  # at most the request in flight on the dead node
     nodes.restart(1)
     # Back, the node has every registration made while it was down (from Redis and the streams).
-    for uid, probe in list(registered.items())[-10:]:
-        assert call(nodes.bases[1], token, "identify", group_id="g", image=probe)["result"][0]["uid"] == uid
+    for uid, image in list(registered.items())[-10:]:
+        assert call(nodes.bases[1], token, "identify", group_id="g", image=image)["result"][0]["uid"] == uid
     users = call(nodes.base, token, "faceset/group/getusers", group_id="g", num=1000)["result"]
     assert len(registered) < 1000
     assert set(registered) <= {entry["uid"] for entry in users}
