@@ -12,7 +12,7 @@ from service.store.redis_server import EmbeddedRedis, connect
 from service.inference import load_pipeline
 from tests.helpers import ROOT, BaiduClient
 from tests.live import TALLY, LiveServer, start_live_server, stop_live_server
-from tests.redis_deployments import ClusterDeployment, SentinelDeployment
+from bench.redis_deployments import ClusterDeployment, SentinelDeployment
 from workers.pipeline import Pipeline
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 the official SDKs, hostile input, concurrency. One server per test session (``live`` fixture in
 conftest) with its own Redis, so the per-test ``flushall`` of the in-process tests never touches
 it; each test makes its own app (key pair) there. ``live_cluster`` and ``live_sentinel`` are the
-same on a Redis Cluster and on a Sentinel-watched primary (tests/redis_deployments.py)."""
+same on a Redis Cluster and on a Sentinel-watched primary (bench/redis_deployments.py)."""
 from __future__ import annotations
 
 import subprocess

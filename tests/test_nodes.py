@@ -21,7 +21,7 @@ import requests
 from service.ops.local_server import free_port, start_gunicorn, stop_gunicorn
 from tests.helpers import LFW, b64
 from tests.live import ROOT, TALLY
-from tests.redis_deployments import wait_for
+from bench.redis_deployments import wait_for
 from tests.sdk_flow_v3 import check_flow, run_flow, v3_flow
 from tests.sdks import PYTHON_SDK_V3, PythonSdk
 

