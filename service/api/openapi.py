@@ -44,6 +44,11 @@ TOKEN_ANSWERS: dict[str, Schema] = {
 }
 
 
+# gunicorn refuses a request line over 4,094 bytes before facesvc sees it: a GET whose query
+# is that long gets this, and a POST carries its parameters in the body instead.
+URI_TOO_LONG = {"414": {"description": "request line over 4,094 bytes: send the parameters in the body"}}
+
+
 def endpoints(versions: list["ApiVersion"]) -> Iterator[tuple[str, "ApiVersion", "Operation"]]:
     """(URL path, version, operation) of every endpoint of every version, under each prefix."""
     for version in versions:
@@ -66,7 +71,7 @@ def _operations(
         body = array(body)
     query = [{"name": n, "in": "query", "required": n in required, "schema": s} for n, s in fields.items()]
     return {
-        "get": {"operationId": f"{operation_id}_get", "summary": summary, "parameters": query, "responses": answers},
+        "get": {"operationId": f"{operation_id}_get", "summary": summary, "parameters": query, "responses": {**answers, **URI_TOO_LONG}},
         "post": {
             "operationId": f"{operation_id}_post",
             "summary": summary,

@@ -143,8 +143,11 @@ class Params:
         # Beyond 18 digits it is above every maximum (and int() of a huge string is slow).
         return spec.read(int(text) if len(text) <= 18 else spec.high)
 
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.text(name, required=False, default=default)
+    def choice(self, name: str, options: tuple[str, ...], default: str, upper: bool = False) -> str:
+        """One of ``options``; ``upper``: whatever the case sent (v3's enums are upper case)."""
+        value = self.text(name, required=False, default=default) or default
+        if upper:
+            value = value.upper()
         if value not in options:
             raise FaceError(216100, f"{name} must be one of {', '.join(options)}", param=name)
         return value

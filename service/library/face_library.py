@@ -103,6 +103,7 @@ class Library:
         match = next((f.face_id for f in faces if token_of(app, f) == token), None)
         if match is None and faces:
             raise FaceError(223106, f"face token {token} of {uid} in {group}")
+        # No faces: the script says which is missing, the group (223100) or the user (223103).
         self.store.delete_face(app, uid, group, match if match is not None else 0)
         self.index.catch_up(app)
 

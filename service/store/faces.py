@@ -579,11 +579,10 @@ class FaceStore:
         model, digest, vec, face, pose = fields
         if vec is not None:
             return TokenFace(model.decode(), digest.decode(), decode_vector(vec), face.decode(), pose and pose.decode())
-        for face_id in self.redis.srandmember(keys.face_token(app, token), 3) or ():
-            record = self.read_faces([(app, int(face_id))], ("model", "digest", "vec"))[0]
-            if record is not None and record.vector is not None:
-                return TokenFace(record.model, record.digest, record.vector, None)
-        return None
+        ids = self.redis.srandmember(keys.face_token(app, token), 3) or ()
+        records = self.read_faces([(app, int(face_id)) for face_id in ids], ("model", "digest", "vec"))
+        found = next((r for r in records if r is not None and r.vector is not None), None)
+        return TokenFace(found.model, found.digest, found.vector, None) if found else None
 
     def read_faces(self, faces: Sequence[tuple[str, int]], fields: Sequence[str]) -> list[Optional[FaceRecord]]:
         """The given fields (of FACE_FIELDS) of each (app, face id), in one round trip."""

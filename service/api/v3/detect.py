@@ -16,10 +16,7 @@ blueprint = Blueprint("v3_detect", __name__)
 
 def face_type(params: Params) -> str:
     """face_type says what kind of photo it is; every kind is read alike here (README, "v3")."""
-    value = (params.text("face_type", required=False, default="LIVE") or "LIVE").upper()
-    if value not in FACE_TYPES:
-        raise FaceError(216100, f"face_type must be one of {', '.join(FACE_TYPES)}", param="face_type")
-    return value
+    return params.choice("face_type", FACE_TYPES, "LIVE", upper=True)
 
 
 @API.endpoint(

@@ -38,10 +38,8 @@ def groups_or_all(params: Params) -> list[str] | None:
 
 
 def action(params: Params, options: tuple[str, ...]) -> str:
-    value = (params.text("action_type", required=False, default=options[0]) or options[0]).upper()
-    if value not in options:
-        raise FaceError(216100, f"action_type must be one of {', '.join(options)}", param="action_type")
-    return value
+    """action_type, the first of ``options`` by default."""
+    return params.choice("action_type", options, options[0], upper=True)
 
 
 def register(params: Params, replace: bool, must_exist: bool) -> dict:

@@ -69,10 +69,8 @@ NO_CONTROLS = Controls("NONE", "NONE")
 
 
 def level(params: Params, name: str) -> str:
-    value = (params.text(name, required=False, default="NONE") or "NONE").upper()
-    if value not in LEVELS:
-        raise FaceError(216100, f"{name} must be one of {', '.join(LEVELS)}", param=name)
-    return value
+    """quality_control or liveness_control."""
+    return params.choice(name, LEVELS, "NONE", upper=True)
 
 
 def check_image(params: Params) -> None:
@@ -84,10 +82,8 @@ def check_image(params: Params) -> None:
 
 
 def image_type(params: Params) -> str:
-    value = (params.text("image_type") or "").upper()
-    if value not in IMAGE_TYPES:
-        raise FaceError(216100, f"image_type must be one of {', '.join(IMAGE_TYPES)}", param="image_type")
-    return value
+    params.text("image_type")  # required: 222001 when missing, before any format error
+    return params.choice("image_type", IMAGE_TYPES, "", upper=True)
 
 
 def photo_bytes(params: Params, kind: str, limit: int) -> bytes:

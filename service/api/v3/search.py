@@ -27,15 +27,19 @@ def group_list(params: Params) -> list[str]:
     return groups
 
 
+def searchable(groups: list[str]) -> list[str]:
+    """The groups with users: the others hold nobody to find (v2's identify refuses them)."""
+    empty = set(services().library.empty_groups(app_id(), groups))
+    return [g for g in groups if g not in empty]
+
+
 def users_near(seen: Seen, groups: list[str], max_users: int, threshold: int) -> list[dict]:
-    """Baidu's user_list for a face: the best users of the groups at or above the threshold.
-    Groups without users are skipped (they hold nobody to find)."""
-    svc = services()
-    library = svc.library
-    searched = [g for g in groups if g not in set(library.empty_groups(app_id(), groups))]
-    if not searched:
+    """Baidu's user_list for a face: the best users of the (``searchable``) groups at or above
+    the threshold."""
+    if not groups:
         return []
-    matches = library.identify(app_id(), searched, [seen.vector], max_users, 1)
+    svc = services()
+    matches = svc.library.identify(app_id(), groups, [seen.vector], max_users, 1)
     entries = [
         {"group_id": m.group, "user_id": m.uid, "user_info": m.user_info, "score": svc.score_map.to_score(m.similarities[0])}
         for m in matches
@@ -47,7 +51,8 @@ def user_scores(seen: Seen, uid: str, groups: list[str], threshold: int) -> list
     """search with user_id (v2's verify): the user's best score in each of the groups it is in."""
     svc = services()
     library = svc.library
-    inside = [g for g in groups if g in set(library.groups_of(app_id(), uid))]
+    theirs = set(library.groups_of(app_id(), uid))
+    inside = [g for g in groups if g in theirs]
     if not inside:
         raise FaceError(223103, f"user {uid} in none of {','.join(groups)}")
     infos = dict(library.user_entries(app_id(), uid, inside))
@@ -76,7 +81,7 @@ def search(params: Params) -> dict:
     max_users, threshold = params.integer("max_user_num"), params.integer("match_threshold")
     face_type(params)
     seen = images.largest_face(params, services().settings.limits.image_bytes, Controls.of(params))
-    users = user_scores(seen, uid, groups, threshold)[:max_users] if uid else users_near(seen, groups, max_users, threshold)
+    users = user_scores(seen, uid, groups, threshold)[:max_users] if uid else users_near(seen, searchable(groups), max_users, threshold)
     if not users:
         raise FaceError(222207, f"nobody at or above {threshold}")
     return {"face_token": seen.token, "user_list": users}
@@ -107,7 +112,8 @@ def multi_search(params: Params) -> dict:
     passing = [s for s, failure in zip(seen, failures) if failure is None]
     if not passing:
         raise failures[0]
-    face_list = [{"face_token": s.token, **_location(s), "user_list": users_near(s, groups, max_users, threshold)} for s in passing]
+    searched = searchable(groups)
+    face_list = [{"face_token": s.token, **_location(s), "user_list": users_near(s, searched, max_users, threshold)} for s in passing]
     if not any(face["user_list"] for face in face_list):
         raise FaceError(222207, f"nobody at or above {threshold}")
     return {"face_num": len(face_list), "face_list": face_list}
