@@ -96,6 +96,11 @@ class Index(BaseModel, frozen=True):
     # FAISS OpenMP threads. Requests already run in parallel (threads, workers); on a busy
     # 2-core machine OpenMP's spinning threads made a flat search of 20k faces 10x slower.
     threads: int = Field(1, ge=1)
+    # MB of indexes a node holds, shared evenly by its workers; 0: every group, always (and
+    # snapshots on disk). Otherwise a group is loaded on first use, from the index stored in
+    # Redis (large groups) or its faces, and the least recently used are evicted (index/lazy.py);
+    # a group costs ~2.6 KB a face below approx_from, ~200 B from it (bench/cold_load.py).
+    memory_mb: float = Field(0.0, ge=0)
 
 
 class FaceTokens(BaseModel, frozen=True):

@@ -14,7 +14,9 @@ its arrays; ``compact()`` (a background thread) removes them for real.
 """
 from __future__ import annotations
 
+import sys
 import threading
+from typing import Optional
 
 import faiss
 import numpy as np
@@ -25,6 +27,8 @@ TRAIN_SAMPLE = 50_000
 # Tombstones beyond this many are compacted on the spot, so a search never asks FAISS for an
 # unbounded number of extra candidates.
 MAX_TOMBSTONES = 1_000
+# Bytes of one Python int in the id sets (face ids are below 2**60).
+INT_BYTES = 32
 
 
 def set_threads(count: int) -> None:
@@ -42,6 +46,8 @@ class GroupIndex:
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._ids: set[int] = set()
         self._tombstones: set[int] = set()
+        # Adds and removals applied since it was built or last stored (index/lazy.py).
+        self.changes = 0
         # FAISS allows concurrent searches but not a search during an add or remove.
         self._lock = threading.RLock()
 
@@ -63,6 +69,15 @@ class GroupIndex:
             return self._index.ntotal * faiss.downcast_index(self._index.index).sa_code_size()
 
     @property
+    def memory_bytes(self) -> int:
+        """What the group holds in memory: the codes and FAISS's id map (8 bytes a face), the
+        id sets of live and deleted faces."""
+        with self._lock:
+            ids = len(self._ids) + len(self._tombstones)
+            sets = sys.getsizeof(self._ids) + sys.getsizeof(self._tombstones) + INT_BYTES * ids
+            return self._index.ntotal * (faiss.downcast_index(self._index.index).sa_code_size() + 8) + sets
+
+    @property
     def tombstones(self) -> int:
         return len(self._tombstones)
 
@@ -78,6 +93,7 @@ class GroupIndex:
             ids, vectors = ids[fresh], vectors[fresh]
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
             self._ids.update(ids.tolist())
+            self.changes += len(ids)
             if self.exact and len(self._ids) >= self.approx_from:
                 self._quantise()
 
@@ -87,6 +103,7 @@ class GroupIndex:
             present = [i for i in ids if i in self._ids]
             self._ids.difference_update(present)
             self._tombstones.update(present)
+            self.changes += len(present)
             if len(self._tombstones) > MAX_TOMBSTONES:
                 self.compact()
 
@@ -135,8 +152,12 @@ class GroupIndex:
             return faiss.serialize_index(self._index), np.fromiter(self._ids, np.int64, len(self._ids))
 
     @classmethod
-    def from_bytes(cls, dim: int, approx_from: int, blob: np.ndarray, ids: np.ndarray) -> "GroupIndex":
+    def from_bytes(cls, dim: int, approx_from: int, blob: np.ndarray, ids: Optional[np.ndarray] = None) -> "GroupIndex":
+        """The group ``to_bytes`` serialised; without ``ids``, those of FAISS's id map (the
+        same, tombstones being compacted before serialising)."""
         group = cls(dim, approx_from)
         group._index = faiss.deserialize_index(blob)
+        if ids is None:
+            ids = faiss.vector_to_array(group._index.id_map)
         group._ids = set(ids.tolist())
         return group

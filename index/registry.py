@@ -14,11 +14,14 @@ WIDEN = 4
 
 
 class IndexRegistry:
-    """``approx_from``: faces from which a group is searched approximately (config.defaults.Index)."""
+    """``approx_from``: faces from which a group is searched approximately (config.defaults.Index).
+    ``lazy``: groups are held only once ``install``ed (index/lazy.py); changes of the others
+    are ignored, to be replayed when they are loaded."""
 
-    def __init__(self, dim: int, approx_from: int) -> None:
+    def __init__(self, dim: int, approx_from: int, lazy: bool = False) -> None:
         self.dim = dim
         self.approx_from = approx_from
+        self.lazy = lazy
         self._groups: dict[tuple[str, str], GroupIndex] = {}
         self._lock = threading.Lock()
 
@@ -34,8 +37,24 @@ class IndexRegistry:
         index = self._groups.get((app, group))
         return len(index) if index else 0
 
+    def holds(self, app: str, group: str) -> bool:
+        return (app, group) in self._groups
+
+    def held(self, app: str, group: str) -> Optional[GroupIndex]:
+        return self._groups.get((app, group))
+
+    def install(self, app: str, group: str, index: GroupIndex) -> None:
+        with self._lock:
+            self._groups[(app, group)] = index
+
+    def evict(self, app: str, group: str) -> None:
+        with self._lock:
+            self._groups.pop((app, group), None)
+
     def add(self, app: str, group: str, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.group(app, group).add(ids, vectors)
+        index = self._groups.get((app, group)) if self.lazy else self.group(app, group)
+        if index is not None:
+            index.add(ids, vectors)
 
     def remove(self, app: str, group: str, ids: list[int]) -> None:
         index = self._groups.get((app, group))
@@ -67,6 +86,12 @@ class IndexRegistry:
         with self._lock:
             indexes = list(self._groups.values())
         return sum(index.vector_bytes for index in indexes)
+
+    def memory_bytes(self) -> int:
+        """What every group's index holds in memory (GroupIndex.memory_bytes)."""
+        with self._lock:
+            indexes = list(self._groups.values())
+        return sum(index.memory_bytes for index in indexes)
 
     def groups(self) -> list[tuple[str, str]]:
         with self._lock:

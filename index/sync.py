@@ -18,10 +18,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable, Optional, Protocol
+from typing import Callable, Iterable, Optional, Protocol
 
 import numpy as np
 
+from index.group_index import GroupIndex
 from index.registry import IndexRegistry
 from index.snapshot import SnapshotStore, stream_key
 
@@ -39,7 +40,12 @@ class Change:
     op: str  # "add" or "del"
     group: str
     face_id: int
-    vector: Optional[np.ndarray]  # for "add"; None when the face was deleted since
+    vector: Optional[np.ndarray]  # for "add"; None when the face was deleted since, or not fetched
+    fetched: bool = True  # whether the vector was asked for (only for groups ``wanted``)
+
+
+# Whether changes of (app, group) need their vectors: a lazy registry's held groups.
+Wanted = Callable[[str, str], bool]
 
 
 class ChangeSource(Protocol):
@@ -49,8 +55,9 @@ class ChangeSource(Protocol):
     def heads(self, apps: Iterable[str]) -> Positions:
         """The position of each app's newest change (start points for a fresh index)."""
 
-    def read(self, positions: Positions) -> list[Change]:
-        """Changes of each app after its position (a batch of each; call again for more)."""
+    def read(self, positions: Positions, wanted: Optional[Wanted] = None) -> list[Change]:
+        """Changes of each app after its position (a batch of each; call again for more);
+        with ``wanted``, vectors only of the groups it accepts."""
 
     def hint_head(self) -> str:
         """The position of the newest hint."""
@@ -89,30 +96,53 @@ class IndexSync:
 
     def _catch_up(self, apps: Iterable[str]) -> int:
         apps, applied = set(apps), 0
+        wanted = self.registry.holds if self.registry.lazy else None
         while True:
             with self._apply_lock:
                 positions = {app: self.positions.get(app, "0-0") for app in apps}
-            fresh = self._apply_all(self.source.read(positions))
+            fresh, more = self._apply_all(self.source.read(positions, wanted))
             applied += fresh
-            if not fresh:
+            if not fresh and not more:
                 return applied
 
-    def _apply_all(self, changes: list[Change]) -> int:
-        # Reads happen outside the lock; whatever another caller applied meanwhile is
-        # filtered out by position here.
+    def _apply_all(self, changes: list[Change]) -> tuple[int, bool]:
+        """(changes applied, whether to read again at once). Reads happen outside the lock;
+        whatever another caller applied meanwhile is filtered out by position here. An
+        addition read without its vector to a group loaded since stops the batch: the next
+        read fetches it."""
         with self._apply_lock:
             fresh = [c for c in changes if stream_key(c.position) > stream_key(self.positions.get(c.app, "0-0"))]
-            for change in fresh:
-                self._apply(change)
+            for applied, change in enumerate(fresh):
+                if not change.fetched and self.registry.holds(change.app, change.group):
+                    return applied, True
+                apply(self._target(change), change)
                 self.positions[change.app] = change.position
-            return len(fresh)
+            return len(fresh), False
 
-    def _apply(self, change: Change) -> None:
-        if change.op == "del":
-            self.registry.remove(change.app, change.group, [change.face_id])
-        elif change.vector is not None:
-            ids = np.array([change.face_id], dtype=np.int64)
-            self.registry.add(change.app, change.group, ids, change.vector[None])
+    def _target(self, change: Change) -> Optional[GroupIndex]:
+        """The index a change goes to: a lazy registry's held group, or any group (created by
+        an addition)."""
+        if self.registry.lazy or change.op == "del":
+            return self.registry.held(change.app, change.group)
+        return self.registry.group(change.app, change.group)
+
+    def load_group(self, app: str, group: str, index: GroupIndex, position: str) -> None:
+        """Hold ``index``, built with the group's changes up to ``position`` (lazy registries):
+        the changes since are replayed, the last ones under the apply lock so that none falls
+        between this replay and the follower's."""
+        position = self._replay(app, group, index, position)
+        with self._apply_lock:
+            self._replay(app, group, index, position)
+            self.registry.install(app, group, index)
+
+    def _replay(self, app: str, group: str, index: GroupIndex, position: str) -> str:
+        """Apply the group's changes after ``position`` to ``index``; returns the last read."""
+        while changes := self.source.read({app: position}, lambda _, name: name == group):
+            for change in changes:
+                if change.group == group:
+                    apply(index, change)
+            position = changes[-1].position
+        return position
 
     @property
     def following(self) -> bool:
@@ -155,6 +185,11 @@ class IndexSync:
             except Exception:  # a full disk must not stop compaction or replication
                 log.exception("index upkeep failed; retrying")
 
+    def position(self, app: str) -> str:
+        """The position up to which every change of ``app`` is applied to the held groups."""
+        with self._apply_lock:
+            return self.positions.get(app, "0-0")
+
     def save_snapshot(self) -> bool:
         """Write a snapshot when anything changed since the last one; returns whether it did.
 
@@ -182,3 +217,13 @@ class IndexSync:
             self.save_snapshot()
         except Exception:
             log.exception("final index snapshot failed")
+
+
+def apply(index: Optional[GroupIndex], change: Change) -> None:
+    """One change to a group's index (None: a group not held)."""
+    if index is None:
+        return
+    if change.op == "del":
+        index.remove([change.face_id])
+    elif change.vector is not None:
+        index.add(np.array([change.face_id], dtype=np.int64), change.vector[None])

@@ -19,7 +19,7 @@ from service.auth.credentials import Auth
 from service.auth.quota import Quota
 from service.inference import load_pipeline
 from service.library.face_library import Library
-from service.library.indexes import start_local_indexes
+from service.library.indexes import start_indexes
 from service.ops.metrics import Metrics, instrument_pipeline
 from service.store.faces import FaceStore
 from service.store.redis_server import EmbeddedRedis, RedisClient, connect, ensure_redis
@@ -66,7 +66,7 @@ def create_app(settings: Settings, pipeline: Optional[Pipeline] = None) -> Flask
     url, embedded = ensure_redis(settings.redis_url, settings.data_dir, settings.redis_appendfsync)
     client = connect(url)
     store = FaceStore(client, settings.redis_wait_replicas, settings.redis_wait_ms)
-    indexes = start_local_indexes(store, pipeline.model_id, pipeline.embedder.dim, settings)
+    indexes = start_indexes(store, pipeline.model_id, pipeline.embedder.dim, settings)
     metrics = Metrics(indexes.registry, settings.metrics_per_group)
     instrument_pipeline(pipeline, metrics)
     app.extensions["facesvc"] = Services(

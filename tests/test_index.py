@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -155,14 +156,33 @@ class ListSource:
     def heads(self, apps) -> dict[str, str]:
         return {app: max((c.position for c in self.changes if c.app == app), default="0-0", key=stream_key) for app in apps}
 
-    def read(self, positions):
-        return [c for c in self.changes if c.app in positions and stream_key(c.position) > stream_key(positions[c.app])]
+    def read(self, positions, wanted=None):
+        after = [c for c in self.changes if c.app in positions and stream_key(c.position) > stream_key(positions[c.app])]
+        return [c if wanted is None or wanted(c.app, c.group) else replace(c, vector=None, fetched=False) for c in after]
 
     def hint_head(self) -> str:
         return "0-0"
 
     def wait(self, after, block_ms):
         return after, set()
+
+
+def test_an_addition_read_before_its_group_was_loaded_is_read_again_with_its_vector():
+    """A lazy registry's follower reads an addition without its vector (its group not held),
+    the group is loaded before the follower applies it: the follower must not skip it."""
+    registry = IndexRegistry(DIM, APPROX_FROM, lazy=True)
+    vectors = unit_vectors(2)
+
+    class LoadingMeanwhile(ListSource):
+        def read(self, positions, wanted=None):
+            changes = super().read(positions, wanted)
+            if not registry.holds("app", "g"):  # loaded, from faces read before the addition
+                registry.install("app", "g", GroupIndex(DIM, APPROX_FROM))
+            return changes
+
+    sync = IndexSync(registry, LoadingMeanwhile([Change("1-0", "app", "add", "g", 7, vectors[0])]), {"app": "0-0"})
+    assert sync.catch_up("app") == 1
+    assert registry.group("app", "g").ids() == {7}
 
 
 def test_replay_from_a_snapshot_position_applies_only_the_tail(tmp_path):

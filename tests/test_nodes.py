@@ -7,7 +7,6 @@ when it returns."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -19,7 +18,7 @@ import pytest
 import requests
 
 from service.ops.local_server import free_port, start_gunicorn, stop_gunicorn
-from tests.helpers import LFW, b64
+from tests.helpers import people
 from tests.live import ROOT, TALLY
 from bench.redis_deployments import wait_for
 from tests.sdk_flow_v3 import check_flow, run_flow, v3_flow
@@ -78,18 +77,6 @@ def nodes(live_cluster, tmp_path_factory):
     started = Nodes(live_cluster.redis_url, tmp_path_factory.mktemp("nodes"))
     yield started
     started.stop()
-
-
-def people(count: int) -> list[tuple[str, str, str]]:
-    """(name, enrolment photo, another photo) of LFW people with two or more photos."""
-    chosen = []
-    for folder in sorted((LFW / "images").iterdir()):
-        photos = sorted(folder.iterdir())
-        if len(photos) >= 2:
-            chosen.append((re.sub(r"\W", "_", folder.name), b64(photos[0].read_bytes()), b64(photos[1].read_bytes())))
-        if len(chosen) == count:
-            return chosen
-    raise LookupError(count)
 
 
 def call(base: str, token: str, path: str, **form) -> dict:

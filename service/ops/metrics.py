@@ -4,8 +4,8 @@ Under gunicorn every worker counts its own requests, so samples go through prome
 multiprocess mode: ``facesvc serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at an emptied folder
 under the data dir, each worker writes its counters there, and a scrape of any worker sums
 them (gunicorn's ``child_exit`` hook marks dead workers). Index sizes are not counters but a
-view of the indexes, which every process holds in full (each follows the change stream), so
-the answering worker reports its own.
+view of the indexes, which every process holds (each follows the change streams: every group,
+or with ``index.memory_mb`` the groups it loaded), so the answering worker reports its own.
 
 Model time is measured here, around the pipeline's parts, so that ``workers/`` stays free of
 Prometheus. The batch size recorded is what one request hands a model (1 photo to the
@@ -58,7 +58,11 @@ class IndexCollector:
         groups.add_metric([], len(sizes))
         memory = GaugeMetricFamily("facesvc_index_vector_bytes", "Bytes of face codes held by this process's indexes")
         memory.add_metric([], self.registry.vector_bytes())
-        yield from (faces, groups, memory)
+        held = GaugeMetricFamily(
+            "facesvc_index_memory_bytes", "Bytes this process's indexes hold: codes, id maps and id sets (what index.memory_mb bounds)"
+        )
+        held.add_metric([], self.registry.memory_bytes())
+        yield from (faces, groups, memory, held)
         if self.per_group:
             per_group = GaugeMetricFamily("facesvc_group_faces", "Faces indexed in a group", labels=["app", "group"])
             for (app, group), size in sizes.items():

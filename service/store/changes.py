@@ -13,7 +13,7 @@ import redis
 
 from index.search import VectorSearch
 from index.snapshot import stream_key
-from index.sync import Change, Positions
+from index.sync import Change, Positions, Wanted
 from service.store import keys
 from service.store.faces import STREAM_MAXLEN, FaceRecord, FaceStore
 
@@ -43,12 +43,12 @@ class RedisChangeSource:
             newest = pipe.execute()
         return {app: entries[0][0].decode() if entries else "0-0" for app, entries in zip(apps, newest)}
 
-    def holds_after(self, positions: Positions) -> bool:
-        """Whether each app's stream (apps missing from ``positions`` from its start) still holds
-        every change after that app's position. Trimming cuts a stream back to about
-        STREAM_MAXLEN entries only once it is longer, so a shorter stream holds all it ever
-        had; a longer one holds the changes after its oldest entry."""
-        apps = sorted(set(positions) | self.apps())
+    def holds_after(self, positions: Positions, every_app: bool = True) -> bool:
+        """Whether each app's stream (with ``every_app``, apps missing from ``positions`` from
+        its start) still holds every change after that app's position. Trimming cuts a stream
+        back to about STREAM_MAXLEN entries only once it is longer, so a shorter stream holds
+        all it ever had; a longer one holds the changes after its oldest entry."""
+        apps = sorted(set(positions) | self.apps()) if every_app else sorted(positions)
         with self.redis.pipeline(transaction=False) as pipe:
             for app in apps:
                 pipe.xlen(keys.changes(app))
@@ -64,20 +64,36 @@ class RedisChangeSource:
                 return False
         return True
 
-    def read(self, positions: Positions) -> list[Change]:
-        """Up to READ_BATCH changes of each app after its position, in one round trip."""
+    def read(self, positions: Positions, wanted: Optional[Wanted] = None) -> list[Change]:
+        """Up to READ_BATCH changes of each app after its position, in one round trip, and the
+        vectors of the additions (only to the groups ``wanted`` accepts) in another."""
         apps = sorted(positions)
         with self.redis.pipeline(transaction=False) as pipe:
             for app in apps:
                 pipe.xrange(keys.changes(app), min=f"({positions[app]}", count=READ_BATCH)
             answers = pipe.execute()
         entries = [(app, entry_id.decode(), {k.decode(): v.decode() for k, v in data.items()}) for app, found in zip(apps, answers) for entry_id, data in found]
-        adds = [(app, int(f["fid"])) for app, _, f in entries if f["op"] == "add"]
+        fetched = [wanted is None or wanted(app, f["group"]) for app, _, f in entries]
+        adds = [(app, int(f["fid"])) for (app, _, f), fetch in zip(entries, fetched) if fetch and f["op"] == "add"]
         vectors = dict(zip(adds, self._vectors(adds)))
         return [
-            Change(position=position, app=app, op=f["op"], group=f["group"], face_id=int(f["fid"]), vector=vectors.get((app, int(f["fid"]))))
-            for app, position, f in entries
+            Change(position, app, f["op"], f["group"], int(f["fid"]), vectors.get((app, int(f["fid"]))), fetch)
+            for (app, position, f), fetch in zip(entries, fetched)
         ]
+
+    def group_faces(self, app: str, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every face of our model in the group, read member by member."""
+        ids: list[int] = []
+        vectors: list[np.ndarray] = []
+        members = self.store.list_members(app, group)
+        for start in range(0, len(members), READ_BATCH):
+            pairs = [(group, uid) for uid in members[start : start + READ_BATCH]]
+            faces = [(app, face_id) for user_ids in self.store.face_ids(app, pairs) for face_id in user_ids]
+            for (_, face_id), vector in zip(faces, self._vectors(faces)):
+                if vector is not None:
+                    ids.append(face_id)
+                    vectors.append(vector)
+        return np.asarray(ids, np.int64), np.stack(vectors) if vectors else np.empty((0, 0), np.float32)
 
     def hint_head(self) -> str:
         newest = self.redis.xrevrange(keys.changed(), count=1)

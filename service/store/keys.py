@@ -140,6 +140,18 @@ def changes(app: str) -> str:
     return f"{app_prefix(app)}:changes"
 
 
+def built_index(app: str, model: str, group: str) -> str:
+    """Hash (gen, chunks, ms, seq, bytes): the group's stored built index of one model (a
+    serialised FAISS index, service/store/built_indexes.py), the generation of its chunks and
+    the change-stream position it includes."""
+    return f"{app_prefix(app)}:built:{model}:{group}"
+
+
+def built_chunk(app: str, model: str, group: str, generation: str, number: int) -> str:
+    """One chunk of a built index's bytes."""
+    return f"{built_index(app, model, group)}:{generation}:{number}"
+
+
 def sequence(app: str) -> str:
     """Counter for face ids and ordering scores of an app."""
     return f"{app_prefix(app)}:seq"
