@@ -89,7 +89,9 @@ class Index(BaseModel, frozen=True):
 
     # Faces from which a group switches from exact search to fast-scan PQ with exact re-ranking:
     # a flat scan of 20,000 640-d faces takes about what PQ takes at 300,000 (~2 ms).
-    approx_from: int = Field(20_000, ge=1)
+    # At least 1,000: the PQ codebooks (16 centroids per pair of dimensions) are trained on the
+    # group's own faces, and FAISS fails below 16 and warns below 624.
+    approx_from: int = Field(20_000, ge=1000)
     # Seconds between index snapshots under <data_dir>/index (written only when something
     # changed, and at shutdown): a restart replays just the changes made since the newest one.
     snapshot_seconds: float = Field(300.0, gt=0)

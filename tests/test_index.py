@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from index.group_index import GroupIndex
 from index.registry import IndexRegistry
 from index.snapshot import SnapshotStore, stream_key
-from config.defaults import Index
+from config.defaults import Index, load_settings
 from index.sync import Change, IndexSync
 from service.library.check import check_library
 from service.library.face_library import NewFace
@@ -233,3 +234,11 @@ def test_a_snapshot_of_an_emptied_library_is_not_loaded(settings, redis_client):
         assert check_library(FaceStore(redis_client), restarted.registry, "model") == []
     finally:
         restarted.close()
+
+
+def test_a_group_cannot_be_set_to_quantise_before_its_codebooks_can_be_trained(monkeypatch):
+    """FACESVC_INDEX__APPROX_FROM=10 made every write to a group of 10 faces fail in FAISS's
+    training (16 centroids need 16 faces at least): the setting refuses it."""
+    monkeypatch.setenv("FACESVC_INDEX__APPROX_FROM", "10")
+    with pytest.raises(ValidationError, match="approx_from"):
+        load_settings()

@@ -3,6 +3,7 @@ index or the faces), the least recently used evicted, within a budget; real Redi
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 
 import numpy as np
@@ -17,6 +18,7 @@ from service.library.offline import offline_library
 from service.ops.local_server import start_gunicorn, stop_gunicorn
 from service.store.built_indexes import CHUNK_BYTES, BuiltIndexStore
 from service.store.faces import FaceStore
+from service.store.redis_server import connect
 from tests.helpers import people
 from tests.test_index import DIM, noisy, unit_vectors
 
@@ -183,18 +185,27 @@ def test_a_held_group_that_took_many_changes_is_stored_again(lazy_settings, redi
         indexes.close()
 
 
-def test_built_indexes_are_chunked_and_the_newest_position_wins(redis_client):
-    built = BuiltIndexStore(redis_client, "model")
+@pytest.mark.parametrize("redis", ["redis_client", "live_cluster"])
+def test_built_indexes_are_chunked_and_the_newest_position_wins(redis, request):
+    """On one Redis and on a Redis Cluster (the chunks share the app's slot)."""
+    client = request.getfixturevalue(redis)
+    client = client if redis == "redis_client" else connect(client.redis_url)
+    app = secrets.token_hex(4)
+    built = BuiltIndexStore(client, "model")
+
+    def chunks() -> int:
+        return sum(1 for _ in client.scan_iter(match=f"fs:{{{app}}}:built:model:g:*", count=1000))
+
     blob = np.random.default_rng(0).integers(0, 255, CHUNK_BYTES * 2 + 10, dtype=np.uint8)
-    assert built.put("app", "g", blob, "200-1")
-    assert len(redis_client.keys("fs:{app}:built:model:g:*")) == 3
-    assert not built.put("app", "g", blob[:10], "100-5")  # older: refused, its chunk removed
-    assert len(redis_client.keys("fs:{app}:built:model:g:*")) == 3
-    stored = built.get("app", "g")
+    assert built.put(app, "g", blob, "200-1")
+    assert chunks() == 3
+    assert not built.put(app, "g", blob[:10], "100-5")  # older: refused, its chunk removed
+    assert chunks() == 3
+    stored = built.get(app, "g")
     assert stored.position == "200-1" and np.array_equal(stored.blob, blob)
-    assert built.put("app", "g", blob[:10], "200-2")
-    assert len(redis_client.keys("fs:{app}:built:model:g:*")) == 1  # the replaced chunks went
-    assert np.array_equal(built.get("app", "g").blob, blob[:10])
+    assert built.put(app, "g", blob[:10], "200-2")
+    assert chunks() == 1  # the replaced chunks went
+    assert np.array_equal(built.get(app, "g").blob, blob[:10])
 
 
 def _wait_for(found, seconds: float = 10.0):
@@ -207,9 +218,12 @@ def _wait_for(found, seconds: float = 10.0):
     raise AssertionError("not stored in time")
 
 
-def test_a_node_with_a_budget_smaller_than_its_library_answers_every_identify(live, tmp_path):
-    """A real node (gunicorn, real photos) whose budget holds one of its three groups: every
-    person is found in their group, and in all three at once; the worker stays in budget."""
+@pytest.mark.parametrize("redis", ["live", "live_cluster"])
+def test_a_node_with_a_budget_smaller_than_its_library_answers_every_identify(redis, request, tmp_path):
+    """A real node (gunicorn, real photos; on one Redis and on a Redis Cluster) whose budget
+    holds one of its three groups: every person is found in their group, and in all three at
+    once; the worker stays in budget."""
+    live = request.getfixturevalue(redis)
     budget_mb = 0.025  # 6 faces of the fused profile take ~16 KB: one group fits, not two
     process, base = start_gunicorn(live.redis_url, tmp_path / "node", workers=1, log_path=tmp_path / "node.log",
                                    env={"FACESVC_INDEX__MEMORY_MB": str(budget_mb)})
