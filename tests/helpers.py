@@ -121,15 +121,3 @@ def readme_errors(heading: str) -> dict[int, tuple[str, str]]:
     table = {int(code): (message.strip(), when.strip()) for code, message, when in rows}
     assert len(table) == len(rows), "a code is listed twice"
     return table
-
-
-def people(count: int) -> list[tuple[str, str, str]]:
-    """(name, enrolment photo, another photo) of LFW people with two or more photos."""
-    chosen = []
-    for folder in sorted((LFW / "images").iterdir()):
-        photos = sorted(folder.iterdir())
-        if len(photos) >= 2:
-            chosen.append((re.sub(r"\W", "_", folder.name), b64(photos[0].read_bytes()), b64(photos[1].read_bytes())))
-        if len(chosen) == count:
-            return chosen
-    raise LookupError(count)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import requests
 
+from bench.nodes import people, v3
 from index.group_index import GroupIndex
 from index.lazy import RESTORE_SHARE
 from service.library.face_library import NewFace
@@ -19,7 +20,6 @@ from service.ops.local_server import start_gunicorn, stop_gunicorn
 from service.store.built_indexes import CHUNK_BYTES, BuiltIndexStore
 from service.store.faces import FaceStore
 from service.store.redis_server import connect
-from tests.helpers import people
 from tests.test_index import DIM, noisy, unit_vectors
 
 APPROX_FROM = 700  # groups of 800 faces are quantised (fast-scan PQ), hence stored
@@ -244,7 +244,3 @@ def test_a_node_with_a_budget_smaller_than_its_library_answers_every_identify(re
         assert "loaded from faces" in (tmp_path / "node.log").read_text() and "evicted" in (tmp_path / "node.log").read_text()
     finally:
         stop_gunicorn(process)
-
-
-def v3(base: str, token: str, path: str, body: dict) -> dict:
-    return requests.post(f"{base}/rest/2.0/face/v3/{path}", params={"access_token": token}, json=body, timeout=60).json()
