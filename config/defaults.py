@@ -132,6 +132,43 @@ class UrlImages(BaseModel, frozen=True):
     max_redirects: int = Field(3, ge=0)
 
 
+class Enrolment(BaseModel, frozen=True):
+    """The enrolment gate: faceset/user/add and update (v2 and v3) refuse a photo whose largest
+    face would identify badly, saying which measure failed (v2 216615, v3 223114-223118;
+    service/library/enrolment.py). Off by default: Baidu registers any face it finds.
+
+    Limits from `python -m bench.enrolment_gate` (bench/results/enrolment_gate.json; LFW's
+    identification protocol, 1,680 gallery photos, and degraded copies of 500 of them): each
+    refuses at most 1 % of LFW's gallery and none of the 60 faces-smoke portraits, and sits
+    where degraded enrolment photos start to identify worse. Together they refuse 1.2 % of the
+    gallery (20 people, who are missed 40 % of the time against 2.8 % for the rest); FNIR at
+    FPIR 1 % of the people accepted falls from 3.03 to 2.73 %, at score 80 from 1.74 to 1.51 %.
+    """
+
+    enabled: bool = False
+    # Face box width in decoded pixels (location.width). Faces scaled to 40 px identified as
+    # well as the originals; to 32 px FNIR rose from 4.9 to 6.3 %, to 20 px to 22 %. 36 refuses
+    # 97 % of the 32 px copies and 0.4 % of the 40 px ones (LFW's own faces are all >= 74 px).
+    min_face_px: int = Field(36, ge=0)
+    # workers/quality.blur_effect of the face crop (0 sharp, 1 blurred). 0.6 refuses 0.24 % of
+    # LFW's gallery (missed 21 % of the time), all copies blurred by 4 % of the face's width
+    # (FNIR 71 %) and 58 % of those blurred by 2 % (FNIR 8 %); 0.55 would refuse 1.2 %.
+    max_blur: float = Field(0.6, ge=0, le=1)
+    # Degrees either way. |yaw| > 40 refuses 0.65 % of LFW's gallery, missed 35 % of the time
+    # (2.9 % for the rest); 35 would refuse 1.4 %. Pitch (to 30 degrees) and roll (which
+    # alignment undoes) did not predict misses: off.
+    max_yaw: float = Field(40.0, ge=0, le=90)
+    max_pitch: float = Field(90.0, ge=0, le=90)
+    max_roll: float = Field(180.0, ge=0, le=180)
+    # Mean luma of the face box (Baidu's own advice: above 40). Refuses no LFW or faces-smoke
+    # photo, all copies at exposure x0.15 (FNIR 16 %) and 64 % at x0.3 (FNIR 6.7 %).
+    min_illumination: int = Field(40, ge=0, le=255)
+    max_illumination: int = Field(255, ge=0, le=255)
+    # Refuse a face the photo's edge cuts: 0.3 % of LFW's gallery, each a bystander at the
+    # crop's border whose person was never found.
+    whole_face: bool = True
+
+
 class Settings(BaseSettings):
     """facesvc configuration."""
 
@@ -197,6 +234,7 @@ class Settings(BaseSettings):
     index: Index = Field(default_factory=Index)
     face_tokens: FaceTokens = Field(default_factory=FaceTokens)
     url_images: UrlImages = Field(default_factory=UrlImages)
+    enrolment: Enrolment = Field(default_factory=Enrolment)
 
     @property
     def model_cache(self) -> Path:

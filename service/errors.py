@@ -5,7 +5,8 @@ The library, auth and parsing raise v2's codes, the domain's vocabulary, and v3'
 conditions v2 has no word for (a group that exists empty, face tokens). Each API version renders
 a ``FaceError`` in its envelope with HTTP 200, as Baidu does; v3 maps v2's codes to its own
 (service/api/v3/errors.py). ``error_msg`` is the table's message verbatim (clients match on it,
-typos included); the detail goes to the request's log line.
+typos included); the detail goes to the request's log line. The one exception is the opt-in
+enrolment gate, whose message goes on with the measure that failed (``client_message``).
 """
 from __future__ import annotations
 
@@ -150,10 +151,18 @@ ALREADY_ADDED = "already add"
 class FaceError(Exception):
     """A Baidu error of either table; ``detail`` says what went wrong, for the log. ``message``
     replaces the table's only for the special cases above. ``param`` names the request
-    parameter at fault, for versions whose codes say which (v3: 222016 max_face_num)."""
+    parameter at fault, for versions whose codes say which (v3: 222016 max_face_num).
+    ``measure`` names what a face refused at enrolment failed (size, completeness, blur,
+    illumination, pose), for versions whose codes say which (v3: 223114 face is fuzzy); such an
+    error's detail is shown to the client (``client_message``)."""
 
     def __init__(
-        self, code: int, detail: Optional[str] = None, message: Optional[str] = None, param: Optional[str] = None
+        self,
+        code: int,
+        detail: Optional[str] = None,
+        message: Optional[str] = None,
+        param: Optional[str] = None,
+        measure: Optional[str] = None,
     ) -> None:
         if code not in ERRORS and code not in V3_ERRORS:
             raise KeyError(f"unknown Baidu error code {code}")
@@ -161,11 +170,19 @@ class FaceError(Exception):
         self.code = code
         self.detail = detail
         self.param = param
+        self.measure = measure
         self._message = message
 
     @property
     def message(self) -> str:
         return self._message or _message(self.code)
+
+
+def client_message(message: str, error: FaceError) -> str:
+    """The ``error_msg`` of ``error``, given its version's ``message``: that message, followed for
+    a face refused at enrolment by the measure and limit it failed (the caller must know what
+    photo to bring instead; the gate is opt-in, so no client matching Baidu's text meets it)."""
+    return f"{message}: {error.detail}" if error.measure and error.detail else message
 
 
 def _message(code: int) -> str:

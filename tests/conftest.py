@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from config.defaults import Quotas, load_settings
+from config.defaults import Enrolment, Quotas, load_settings
 from service.app import create_app
 from service.store.redis_server import EmbeddedRedis, connect
 from service.inference import load_pipeline
@@ -108,6 +108,14 @@ def app_with_quotas(settings, pipeline, redis_client):
     yield make
     for app in made:
         app.extensions["facesvc"].close()
+
+
+@pytest.fixture
+def gated_app(settings, pipeline, redis_client):
+    """Another app on the test's Redis with the enrolment gate on at its default limits."""
+    app = create_app(settings.model_copy(update={"enrolment": Enrolment(enabled=True)}), pipeline=pipeline)
+    yield app
+    app.extensions["facesvc"].close()
 
 
 @pytest.fixture

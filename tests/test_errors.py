@@ -11,10 +11,11 @@ import redis
 
 from service.errors import ERRORS
 from service.library.face_library import Library
-from tests.helpers import ROOT, BaiduClient, b64, client_of, photo, readme_errors
+from tests.helpers import LFW, ROOT, BaiduClient, b64, client_of, photo, readme_errors
 from bench.forged_images import plain, png_header
 
 FACE = "images/person05/img62.jpg"
+TURNED = (LFW / "images/Susan_Sarandon/Susan_Sarandon_0001.jpg").read_bytes()  # yaw ~59 degrees
 GETLIST = "faceset/group/getlist"
 
 
@@ -37,10 +38,12 @@ def test_codes_and_messages_follow_the_spec_table():
 
 
 class Caller:
-    """What a trigger may use: the test app's client, fresh apps with quotas, monkeypatch."""
+    """What a trigger may use: the test app's client, fresh apps with quotas or the enrolment
+    gate, monkeypatch."""
 
-    def __init__(self, api: BaiduClient, app_with_quotas: Callable, monkeypatch, services) -> None:
+    def __init__(self, api: BaiduClient, app_with_quotas: Callable, monkeypatch, services, gated: Callable[[], BaiduClient]) -> None:
         self.api, self.app_with_quotas, self.monkeypatch, self.services = api, app_with_quotas, monkeypatch, services
+        self.gated = gated  # a client of an app with the enrolment gate on
 
     def call(self, path: str, **params) -> dict:
         return self.api.call(path, **params)
@@ -93,6 +96,7 @@ TRIGGERS: dict[int, Callable[[Caller], dict]] = {
     216611: lambda c: c.call("faceset/user/get", uid="nobody"),
     216612: lambda c: c.call("faceset/user/delete", uid="nobody"),
     216614: lambda c: c.call("match", images=b64(photo(FACE))),
+    216615: lambda c: c.gated().call("faceset/user/add", uid="u1", user_info="", group_id="g1", image=b64(TURNED)),
     216616: lambda c: twice(c, "faceset/user/add", uid="u1", user_info="", group_id="g1", image=b64(photo(FACE))),
     216618: lambda c: c.call("identify", group_id="empty", image=b64(photo(FACE))),
     216619: lambda c: (
@@ -109,11 +113,15 @@ def test_every_code_is_produced_here_or_documented_as_not_applicable():
 
 
 @pytest.fixture
-def caller(api, app_with_quotas, services, monkeypatch):
-    return Caller(api, app_with_quotas, monkeypatch, services)
+def caller(api, app_with_quotas, services, monkeypatch, request):
+    return Caller(api, app_with_quotas, monkeypatch, services, lambda: client_of(request.getfixturevalue("gated_app")))
 
 
 @pytest.mark.parametrize("code", sorted(TRIGGERS))
 def test_the_condition_produces_the_code(caller, code):
     answer = TRIGGERS[code](caller)
+    if code == 216615:  # the enrolment gate says what failed after the table's message
+        message, reason = answer["error_msg"].split(": ", 1)
+        assert reason.startswith("yaw"), reason
+        answer = {**answer, "error_msg": message}
     assert answer == {"error_code": code, "error_msg": ERRORS[code], "log_id": answer["log_id"]}

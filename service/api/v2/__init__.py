@@ -6,7 +6,7 @@ from flask import g
 
 from service.api.endpoint import ApiVersion
 from service.api.v2.schema import ALIASES, ANSWERS, integers, schemas
-from service.errors import FaceError
+from service.errors import FaceError, client_message
 
 
 def success(result: dict) -> dict:
@@ -15,8 +15,9 @@ def success(result: dict) -> dict:
 
 
 def failure(error: FaceError) -> dict:
-    """A v2 error: ``error_code``, the table's ``error_msg`` verbatim, ``log_id``."""
-    return {"error_code": error.code, "error_msg": error.message, "log_id": g.log_id}
+    """A v2 error: ``error_code``, the table's ``error_msg`` verbatim (an enrolment refusal adds
+    what failed), ``log_id``."""
+    return {"error_code": error.code, "error_msg": client_message(error.message, error), "log_id": g.log_id}
 
 
 API = ApiVersion(

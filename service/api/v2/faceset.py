@@ -8,6 +8,7 @@ from service.api.endpoint import app_id, services
 from service.api.params import Params, decode_base64
 from service.api.v2 import API
 from service.errors import FaceError
+from service.library import enrolment
 from service.library.face_library import NewFace, photo_digest
 
 blueprint = Blueprint("v2_faceset", __name__)
@@ -15,9 +16,16 @@ blueprint = Blueprint("v2_faceset", __name__)
 
 def new_faces(encoded: list[str]) -> list[NewFace]:
     """The request's base64 images (one, or several comma-joined as the C# chapter sends
-    them) as faces to store; any unusable image fails the request before anything is written."""
+    them) as faces to store; any unusable image, or a face the enrolment gate refuses, fails
+    the request before anything is written."""
+    svc = services()
     photos = [decode_base64(text) for text in encoded]
-    return [NewFace(photo_digest(data), inference.embed_largest(services().pipeline, data)) for data in photos]
+    faces = []
+    for data in photos:
+        probe = inference.probe(svc.pipeline, data)
+        enrolment.check(probe.face, svc.settings.enrolment)
+        faces.append(NewFace(photo_digest(data), probe.vector))
+    return faces
 
 
 def page(params: Params) -> tuple[int, int]:

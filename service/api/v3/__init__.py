@@ -11,7 +11,7 @@ from flask import g
 from service.api.endpoint import ApiVersion
 from service.api.v3.errors import v3_code
 from service.api.v3.schema import ANSWERS, integers, schemas
-from service.errors import V3_ERRORS, FaceError
+from service.errors import V3_ERRORS, FaceError, client_message
 
 
 def envelope(code: int, message: str, result: Optional[dict]) -> dict:
@@ -33,7 +33,7 @@ def success(result: Optional[dict]) -> dict:
 
 def failure(error: FaceError) -> dict:
     code = v3_code(error)
-    return envelope(code, V3_ERRORS[code], None)
+    return envelope(code, client_message(V3_ERRORS[code], error), None)
 
 
 API = ApiVersion(

@@ -65,6 +65,17 @@ FROM_V2: dict[int, int] = {
 }
 
 
+# What a face refused at enrolment failed (FaceError.measure, with v2's 216615) -> v3's code.
+# Size and pose have no code of their own: 223118 "quality control error", a failed item.
+MEASURE_CODES: dict[str, int] = {
+    "blur": 223114,
+    "illumination": 223115,
+    "completeness": 223116,
+    "size": 223118,
+    "pose": 223118,
+}
+
+
 def v3_code(error: FaceError) -> int:
     """The v3 code of an error raised anywhere below a v3 endpoint."""
     code = error.code
@@ -72,6 +83,8 @@ def v3_code(error: FaceError) -> int:
         return code
     if code == 216100 and error.message == ALREADY_ADDED:  # user/copy into a group that has the user
         return 223102
+    if code == 216615 and error.measure in MEASURE_CODES:
+        return MEASURE_CODES[error.measure]
     if code in (216100, 216103) and error.param in PARAM_CODES:
         return PARAM_CODES[error.param]
     return FROM_V2[code]

@@ -51,7 +51,7 @@ def register(params: Params, replace: bool, must_exist: bool) -> dict:
     face_type(params)
     if must_exist and group not in svc.library.groups_of(app_id(), uid):
         raise FaceError(223100 if svc.library.missing_groups(app_id(), [group]) else 223103, f"user {uid} in {group}")
-    seen = images.largest_face(params, svc.settings.limits.image_bytes, Controls.of(params))
+    seen = images.largest_face(params, svc.settings.limits.image_bytes, Controls.of(params), enrolling=True)
     svc.library.put_faces(app_id(), uid, [group], [NewFace(seen.digest, seen.vector, seen.token)], info, replace, keep_groups=True)
     return {"face_token": seen.token, **{k: v for k, v in seen.placement().items() if k == "location"}}
 

@@ -21,6 +21,7 @@ from service.api.v3 import shapes
 from service.api.v3.controls import LEVELS, liveness_failure, quality_failure
 from service.api.v3.schema import IMAGE_TYPES, TOKEN_MAX_BYTES
 from service.errors import FaceError
+from service.library import enrolment
 from service.library.face_library import photo_digest
 from service.store.faces import face_token
 from workers.pipeline import Face
@@ -120,8 +121,9 @@ def token_face(params: Params) -> Seen:
     return Seen(token, found.vector, found.digest, answered=answered)
 
 
-def largest_face(params: Params, limit: int, controls: Controls = NO_CONTROLS) -> Seen:
-    """The image's largest face, embedded, having passed the controls."""
+def largest_face(params: Params, limit: int, controls: Controls = NO_CONTROLS, enrolling: bool = False) -> Seen:
+    """The image's largest face, embedded, having passed the controls and, when ``enrolling``,
+    the enrolment gate. A FACE_TOKEN has no pixels left to measure: it passes both."""
     kind = image_type(params)
     if kind == "FACE_TOKEN":
         return token_face(params)
@@ -130,6 +132,8 @@ def largest_face(params: Params, limit: int, controls: Controls = NO_CONTROLS) -
     failure = controls.failure(probe.face)
     if failure:
         raise failure
+    if enrolling:
+        enrolment.check(probe.face, services().settings.enrolment)
     digest = photo_digest(data)
     seen = Seen(face_token(app_id(), digest), probe.vector, digest, probe.face)
     remember([seen])
