@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from bench.debian import ensure_debian_packages
 from bench.lfw import git_revision, machine_info
 from bench.lfw_embeddings import LFW_DIR, RESULTS_DIR
 from bench.redis_deployments import ClusterDeployment, wait_for
@@ -42,11 +43,7 @@ GUARD_SECONDS = 10  # a node that never sees a write fails the run instead of ha
 
 
 def ensure_haproxy() -> None:
-    """Debian's haproxy, installed when missing (CI starts from a clean machine)."""
-    if not HAPROXY.exists():
-        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=apt, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "haproxy"], check=True, env=apt, timeout=900)
+    ensure_debian_packages({str(HAPROXY): "haproxy"})
 
 
 class Nodes:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from bench.debian import ensure_debian_packages
 from tests.helpers import ROOT, SMOKE, smoke_identities
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,10 +28,7 @@ SCREENSHOT = ROOT / "var" / "artifacts" / "console.png"
 @pytest.fixture(scope="session")
 def browser_tools() -> Path:
     """Chromium from Debian and playwright-core from npm, installed when missing."""
-    if not CHROMIUM.exists():
-        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=apt, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=apt, timeout=900)
+    ensure_debian_packages({str(CHROMIUM): "chromium"})
     if not (MODULES / "playwright-core" / "package.json").exists():
         if shutil.which("npm") is None:
             pytest.fail("npm is needed for playwright-core (install.sh needs it too)")

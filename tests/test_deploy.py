@@ -1,13 +1,17 @@
-"""The shipped deployment files: no Docker engine runs here, so the Dockerfile is read and held
-to what makes it the tested path (install.sh, `facesvc models`) and a safe image (non-root,
-health-checked); install.sh and the compose file are checked the same way."""
+"""The shipped deployment files, read: the Dockerfile held to what makes it the tested path
+(install.sh, `facesvc models`) and a safe image (non-root, health-checked, data-only volume);
+install.sh and the compose file the same way. tests/test_docker.py builds and runs them (slow);
+these checks take a second."""
 from __future__ import annotations
 
+import configparser
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
+import yaml  # PyYAML, which schemathesis (a test extra) requires
 
 from tests.helpers import ROOT
 
@@ -24,16 +28,17 @@ class Stage:
 
 def parse_dockerfile(text: str) -> list[Stage]:
     """Stages with their (KEYWORD, arguments) instructions; continuation lines joined,
-    comments dropped."""
+    comments dropped. The instructions before the first FROM (global ARGs) are a stage named
+    "global" with no base."""
     joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
-    stages: list[Stage] = []
+    stages: list[Stage] = [Stage("", "global")]
     for line in filter(None, (line.strip() for line in joined.splitlines())):
         keyword, _, args = line.partition(" ")
         keyword, args = keyword.upper(), " ".join(args.split())
         if keyword == "FROM":
             base, _, name = args.partition(" AS ")
             stages.append(Stage(base, name))
-        elif stages:
+        else:
             stages[-1].instructions.append((keyword, args))
     return stages
 
@@ -73,13 +78,46 @@ def test_the_image_has_a_healthcheck_on_health_and_serves(stages):
 
 
 def test_a_build_argument_switches_to_onnxruntime_gpu_on_a_cuda_base(stages):
-    bases = {s.name: s.base for s in stages}
-    assert bases["base-gpu"].startswith("nvidia/cuda:") and "cudnn" in bases["base-gpu"]
-    assert bases["base"] == "base-${DEVICE}"
+    """One FROM names an image, chosen by BASE; the others name earlier stages. The classic
+    builder builds every stage, so a stage per device would pull the CUDA base for a CPU image."""
+    assert "BASE=python:3.11-slim-bookworm" in stages[0].args("ARG")
+    assert [s.base for s in stages[1:]] == ["${BASE}", "base", "base"]
+    header = (ROOT / "Dockerfile").read_text().split("\nARG ")[0]
+    assert re.search(r"--build-arg DEVICE=gpu .*\n.*--build-arg BASE=nvidia/cuda:\S*cudnn", header)
     build = next(s for s in stages if s.name == "build")
-    assert any("--gpu" in run and "install.sh" in run for run in build.args("RUN"))
+    assert "DEVICE=cpu" in build.args("ARG")
+    assert any('[ "$DEVICE" = gpu ] && echo --gpu' in run and "install.sh" in run for run in build.args("RUN"))
     assert re.search(r"--gpu\).*gpu=1", (ROOT / "install.sh").read_text())
     assert "onnxruntime-gpu" in (ROOT / "install.sh").read_text()
+
+
+def test_the_volume_is_for_data_only(stages):
+    """The user's home is not the volume (it filled /data with .bashrc, .profile, .cache), which
+    starts private to uid 10001."""
+    runtime = stages[-1]
+    (useradd,) = [run for run in runtime.args("RUN") if "useradd" in run]
+    assert "--uid 10001" in useradd and "--home-dir /nonexistent --no-create-home" in useradd
+    assert "install -d -o facesvc -g facesvc -m 0700 /data" in useradd
+    assert runtime.args("VOLUME") == ["/data"]
+
+
+def test_the_service_imports_without_the_test_extras():
+    """The image installs no test extras: the CLI, the WSGI entry point and gunicorn's
+    configuration import with every extra's module hidden (a top-level `import requests` in
+    service/ops/local_server.py once broke `facesvc` in the image)."""
+    extras = configparser.ConfigParser()
+    extras.read(ROOT / "setup.cfg")
+    names = [re.split(r"[<>=\[ ]", line.strip())[0] for line in extras["options.extras_require"]["test"].splitlines()]
+    modules = {"Pillow": "PIL", "jsonschema-rs": "jsonschema_rs"}
+    hidden = [modules.get(name, name) for name in names if name and not name.startswith("#")]
+    assert "requests" in hidden and "PIL" in hidden
+    script = (
+        "import sys, runpy\n"
+        f"for name in {hidden!r}: sys.modules[name] = None  # import fails\n"
+        "import service.ops.cli, service.wsgi\n"
+        "runpy.run_path('config/gunicorn.conf.py')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
 
 
 def test_install_sh_parses_and_refuses_unknown_options():
@@ -95,6 +133,38 @@ def test_docker_context_leaves_out_the_local_environment_and_models():
 
 def test_compose_runs_facesvc_on_a_redis_with_aof_on_a_volume():
     compose = (ROOT / "docker-compose.yml").read_text()
-    assert re.search(r'"--appendonly", "yes"', compose)
+    assert re.search(r'"--appendonly", "yes", "--appendfsync", "always"', compose)
     assert "redis-data:/data" in compose and "FACESVC_REDIS_URL: redis://redis:6379/0" in compose
     assert re.search(r"condition: service_healthy", compose)
+    # Images as variables (a mirror, or the tests' stand-ins); facesvc read-only but for its
+    # volume and /tmp, with time for gunicorn's 30 s graceful stop.
+    services = yaml.safe_load(compose)["services"]
+    assert services["redis"]["image"] == "${REDIS_IMAGE:-redis:7.4-alpine}"
+    facesvc = services["facesvc"]
+    assert facesvc["image"] == "${FACESVC_IMAGE:-facesvc:latest}"
+    assert (facesvc["read_only"], facesvc["tmpfs"], facesvc["stop_grace_period"]) == (True, ["/tmp"], "40s")
+
+
+KUBERNETES_VALIDATE = "kubernetes-validate==1.37.0"  # JSON schemas of Kubernetes 1.x bundled: no cluster, no network
+MANIFEST = ROOT / "deploy" / "kubernetes" / "facesvc.yaml"
+
+
+@pytest.mark.slow  # installs kubernetes-validate from PyPI the first time
+def test_the_kubernetes_manifest_is_schema_valid_and_runs_the_image_as_docker_does():
+    target = ROOT / "var" / "kubernetes-validate"
+    if not (target / "kubernetes_validate").exists():
+        partial = target.with_name(target.name + ".partial")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(partial), KUBERNETES_VALIDATE],
+                       check=True, timeout=600)
+        partial.rename(target)  # only a complete install gets the real name
+    checked = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.31.0", str(MANIFEST)],
+                             env={"PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and checked.stdout.count("passed") == 2, checked.stdout + checked.stderr
+    statefulset, service = yaml.safe_load_all(MANIFEST.read_text())
+    pod = statefulset["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert (pod["securityContext"]["runAsUser"], pod["terminationGracePeriodSeconds"]) == (10001, 40)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/data", "/tmp"}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready" and container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert service["spec"]["ports"][0]["port"] == 8080

@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "config" / "gunicorn.conf.py"
 
@@ -33,6 +31,10 @@ def start_gunicorn(
 ) -> tuple[subprocess.Popen, str]:
     """facesvc under gunicorn on a loopback port (a free one when None), in its own process
     group; its output goes to ``log_path`` (discarded when None)."""
+    # requests is a test extra: imported here, not at the top, because the facesvc CLI imports
+    # this module (GUNICORN_CONF) in an install without the extras (the Docker image).
+    import requests
+
     port = port or free_port()
     environment = {
         **os.environ,
