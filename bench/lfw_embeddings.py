@@ -131,8 +131,10 @@ def lfw_photos() -> list[str]:
     return sorted(photos)
 
 
-def cache_path(model_id: str) -> Path:
-    return RESULTS_DIR / f"lfw_embeddings_{model_id}.npz"
+def cache_path(model_id: str, precision: str = "fp32") -> Path:
+    """One cache per model id and precision of the embedders' graphs (fp32 keeps its old name)."""
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    return RESULTS_DIR / f"lfw_embeddings_{model_id}{suffix}.npz"
 
 
 def centre_face(faces: list[Face], image: np.ndarray) -> Face:
@@ -220,18 +222,25 @@ def compute(pipeline: Pipeline, photos: list[str], path: Path) -> LfwEmbeddings:
 
 
 def ensure_embeddings(model_id: str | None = None) -> LfwEmbeddings:
-    """The cached embeddings of all LFW photos, computing whatever is missing.
+    """The cached embeddings of all LFW photos at the configured precision
+    (FACESVC_MODELS__PRECISION), computing whatever is missing.
 
     Without ``model_id`` the configured profile's pipeline decides (and is loaded); with one,
     a complete cache for that model is returned without loading any model."""
-    if model_id is not None and cache_path(model_id).exists():
-        cache = load(cache_path(model_id))
+    precision = config.load_settings().models.precision
+    if model_id is not None and cache_path(model_id, precision).exists():
+        cache = load(cache_path(model_id, precision))
         if not np.isnan(cache.seconds).any() and set(cache.paths) >= set(lfw_photos()):
             return cache
     pipeline = load_pipeline()
     if model_id is not None and pipeline.model_id != model_id:
         raise ValueError(f"configured pipeline embeds {pipeline.model_id}, not {model_id}")
-    return compute(pipeline, lfw_photos(), cache_path(pipeline.model_id))
+    return compute(pipeline, lfw_photos(), cache_path(pipeline.model_id, pipeline.precision))
+
+
+def load_pipeline() -> Pipeline:
+    """The service's pipeline with the environment's settings."""
+    return inference.load_pipeline(config.load_settings())
 
 
 def main() -> None:
@@ -251,7 +260,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-def load_pipeline() -> Pipeline:
-    """The service's pipeline with the environment's settings."""
-    return inference.load_pipeline(config.load_settings())

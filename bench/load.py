@@ -8,9 +8,11 @@ topped up with synthetic vectors (bench/search.py says how). Probes: one photo e
 LFW people enrolled with their other photos.
 
 Phases, each at concurrency 1, 4, 8 and 16 (``--repeat`` runs of ``--seconds``, median reported): (a) identify of probe photos,
-(b) a mix of 90 % identify and 10 % faceset/user/add of a probe photo under a new uid. Then,
-with the service stopped so that it has the cores to itself, the `face_recognition` package
-doing the same identify on the same photos (bench/face_recognition_baseline.py, in its own
+(b) a mix of 90 % identify and 10 % faceset/user/add of a probe photo under a new uid, (c)
+"small": identify in a second group, a small library of ``--small-people`` (200) probe people's
+other photos, probed with their probes. Then, with the service stopped so that it has the cores
+to itself, the `face_recognition` package doing the same identify on the same photos, against
+both gallery sizes (bench/face_recognition_baseline.py, in its own
 virtual environment ``--baseline-python``). ``--api v3`` runs the phases as v3 search (the
 best user whatever its score, match_threshold 0) and v3 user/add, with JSON bodies; ``--api v2
 v3`` has the two take turns run by run on the same server and data.
@@ -50,6 +52,9 @@ from service.ops.local_server import start_gunicorn, stop_gunicorn
 
 log = logging.getLogger(__name__)
 GROUP = "bench"
+# The small library: a second group on the same server, of SMALL_PEOPLE probe people's other photos.
+SMALL_GROUP = "small"
+SMALL_PEOPLE = 200
 MODEL_IDS = {"fused": "sface+fr_feature", "fast": "fr_feature"}
 FIRST_PROBE = "images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
 
@@ -68,15 +73,23 @@ def gallery_and_probes(profile: str, faces: int) -> tuple[np.ndarray, list[str],
     return np.concatenate([vectors[rest], synthetic]), uids, [paths[i] for i in enrolled]
 
 
-def bulk_load(redis_url: str, model_id: str, app: str, vectors: np.ndarray, uids: list[str]) -> float:
+def small_library(vectors: np.ndarray, uids: list[str], probes: list[str], people: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """(vectors, uids, probes) of a small library: the gallery's photos of the first ``people``
+    probe people (one probe each), and those people's probes."""
+    chosen = {identity(p) for p in probes[:people]}
+    rows = [i for i, uid in enumerate(uids) if uid in chosen]
+    return vectors[rows], [uids[i] for i in rows], [p for p in probes if identity(p) in chosen]
+
+
+def bulk_load(redis_url: str, model_id: str, app: str, vectors: np.ndarray, uids: list[str], group: str = GROUP) -> float:
     """Store every face through the library's write path, 4 writers in parallel."""
     library = offline_library(connect(redis_url), model_id)
     started = time.perf_counter()
 
     def store(rows: range) -> None:
         for i in rows:
-            digest = hashlib.sha256(f"bench-{i}".encode()).hexdigest()
-            library.put_faces(app, uids[i], [GROUP], [NewFace(digest, vectors[i])], "", replace=False)
+            digest = hashlib.sha256(f"{group}-{i}".encode()).hexdigest()  # GROUP's: "bench-{i}", as before
+            library.put_faces(app, uids[i], [group], [NewFace(digest, vectors[i])], "", replace=False)
 
     chunks = [range(start, min(start + 10_000, len(uids))) for start in range(0, len(uids), 10_000)]
     with ThreadPoolExecutor(4) as pool:
@@ -87,8 +100,8 @@ def bulk_load(redis_url: str, model_id: str, app: str, vectors: np.ndarray, uids
 class Client:
     """One API client with its own HTTP connection, speaking v2 (forms) or v3 (JSON)."""
 
-    def __init__(self, base: str, token: str, api: str = "v2") -> None:
-        self.base, self.token, self.api = base, token, api
+    def __init__(self, base: str, token: str, api: str = "v2", group: str = GROUP) -> None:
+        self.base, self.token, self.api, self.group = base, token, api, group
         self.session = requests.Session()
 
     def call(self, endpoint: str, **fields) -> dict:
@@ -100,17 +113,17 @@ class Client:
         """(answered without error, the best user's id): v2's identify or v3's search, which
         answers the best user whatever its score with match_threshold 0."""
         if self.api == "v3":
-            answer = self.call("search", image=image, image_type="BASE64", group_id_list=GROUP, max_user_num=1, match_threshold=0)
+            answer = self.call("search", image=image, image_type="BASE64", group_id_list=self.group, max_user_num=1, match_threshold=0)
             users = (answer.get("result") or {}).get("user_list") or [{}]
             return answer.get("error_code") == 0, users[0].get("user_id")
-        answer = self.call("identify", group_id=GROUP, image=image, user_top_num=1)
+        answer = self.call("identify", group_id=self.group, image=image, user_top_num=1)
         return "error_code" not in answer, (answer.get("result") or [{}])[0].get("uid")
 
     def register(self, uid: str, image: str) -> bool:
         if self.api == "v3":
-            answer = self.call("faceset/user/add", image=image, image_type="BASE64", group_id=GROUP, user_id=uid)
+            answer = self.call("faceset/user/add", image=image, image_type="BASE64", group_id=self.group, user_id=uid)
             return answer.get("error_code") == 0
-        return "error_code" not in self.call("faceset/user/add", uid=uid, user_info="", group_id=GROUP, image=image)
+        return "error_code" not in self.call("faceset/user/add", uid=uid, user_info="", group_id=self.group, image=image)
 
 
 def photo(path: str) -> str:
@@ -118,7 +131,8 @@ def photo(path: str) -> str:
 
 
 def run_phase(
-    base: str, token: str, probes: list[str], concurrency: int, seconds: float, register_every: int, api: str = "v2"
+    base: str, token: str, probes: list[str], concurrency: int, seconds: float, register_every: int, api: str = "v2",
+    group: str = GROUP,
 ) -> dict:
     """Clients loop over the probes until time is up; every ``register_every``-th request (0:
     none) registers the photo under a new uid instead of identifying it."""
@@ -129,7 +143,7 @@ def run_phase(
     deadline = time.perf_counter() + seconds
 
     def client_loop() -> None:
-        client = Client(base, token, api)
+        client = Client(base, token, api, group)
         while time.perf_counter() < deadline:
             n = next(counter)
             path = probes[n % len(probes)]
@@ -275,7 +289,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=load_settings().threads)
     parser.add_argument("--batch-size", type=int, help="FACESVC_MODELS__BATCH_SIZE (default: the service's, 1 on CPU)")
     parser.add_argument("--batch-wait-ms", type=float, default=load_settings().models.batch_wait_ms)
-    parser.add_argument("--phases", nargs="+", default=["identify", "mix"], choices=["identify", "mix"])
+    parser.add_argument(
+        "--phases", nargs="+", default=["identify", "mix", "small"], choices=["identify", "mix", "small"],
+        help="small: identify in a second group of --small-people people (the small library)",
+    )
+    parser.add_argument("--small-people", type=int, default=SMALL_PEOPLE)
+    parser.add_argument("--precision", choices=["int8", "fp32"], help="FACESVC_MODELS__PRECISION (default: the service's)")
     parser.add_argument("--baseline-python", default=str(ROOT / "var" / "bench-venv" / "bin" / "python"))
     parser.add_argument("--baseline-photos", type=int, default=200)
     parser.add_argument("--no-baseline", action="store_true")
@@ -298,8 +317,10 @@ def main() -> None:
         settings = load_settings(data_dir=data_dir)
         keys = Auth.from_settings(client, settings).create_keys()
         vectors, uids, probes = gallery_and_probes(args.profile, args.faces)
+        small_vectors, small_uids, small_probes = small_library(vectors, uids, probes, args.small_people)
         load_seconds = bulk_load(redis.url, MODEL_IDS[args.profile], keys.app_id, vectors, uids)
-        log.info("%d faces stored in %.0f s", len(uids), load_seconds)
+        bulk_load(redis.url, MODEL_IDS[args.profile], keys.app_id, small_vectors, small_uids, SMALL_GROUP)
+        log.info("%d faces stored in %.0f s; small library %d faces of %d people", len(uids), load_seconds, len(small_uids), args.small_people)
         del vectors
         env = {
             "FACESVC_MODELS__PROFILE": args.profile, "FACESVC_THREADS": str(args.threads),
@@ -307,6 +328,8 @@ def main() -> None:
         }
         if args.batch_size:
             env["FACESVC_MODELS__BATCH_SIZE"] = str(args.batch_size)
+        if args.precision:
+            env["FACESVC_MODELS__PRECISION"] = args.precision
         started = time.perf_counter()
         process, base = start_gunicorn(redis.url, data_dir, workers=args.workers, log_path=data_dir / "gunicorn.log", env=env)
         ready_seconds = time.perf_counter() - started
@@ -323,7 +346,10 @@ def main() -> None:
                     with SlowClients(base, args.slow_clients):
                         for _ in range(args.repeat):
                             for api in args.api:
-                                runs[api].append(run_phase(base, token, probes, concurrency, args.seconds, 10 if phase == "mix" else 0, api))
+                                group, phase_probes = (SMALL_GROUP, small_probes) if phase == "small" else (GROUP, probes)
+                                runs[api].append(run_phase(
+                                    base, token, phase_probes, concurrency, args.seconds, 10 if phase == "mix" else 0, api, group,
+                                ))
                     for api, api_runs in runs.items():
                         name = phase if len(args.api) == 1 else f"{phase} {api}"
                         figures = median_run(api_runs)
@@ -335,10 +361,13 @@ def main() -> None:
         restart_seconds = measure_restart(redis.url, data_dir, env, args.workers, keys)
     finally:
         redis.stop()
-    baseline = None
+    baseline = small_baseline = None
     if not args.no_baseline:
         baseline = run_baseline(args.baseline_python, probes, args.faces, 2, args.baseline_photos)
         log.info("face_recognition: %s", json.dumps(baseline))
+        if "small" in args.phases:
+            small_baseline = run_baseline(args.baseline_python, small_probes, len(small_uids), 2, args.baseline_photos)
+            log.info("face_recognition, small library: %s", json.dumps(small_baseline))
     report = {
         "benchmark": "load",
         "git": git_revision(),
@@ -346,10 +375,12 @@ def main() -> None:
         "config": {
             "profile": args.profile, "api": args.api, "faces": args.faces, "seconds": args.seconds, "repeat": args.repeat, "workers": args.workers,
             "threads": args.threads, "slow_clients": args.slow_clients, "batch_size": args.batch_size or 1, "batch_wait_ms": args.batch_wait_ms, "bulk_load_s": load_seconds, "first_worker_ready_s": ready_seconds,
-            "restart_ready_s": restart_seconds, "worker_rss_mb": worker_rss_mb,
+            "restart_ready_s": restart_seconds, "worker_rss_mb": worker_rss_mb, "precision": args.precision or load_settings().models.precision,
+            "small_library": {"people": args.small_people, "faces": len(small_uids), "probes": len(small_probes)},
         },
         "phases": phases,
         "face_recognition_baseline": baseline,
+        "face_recognition_baseline_small": small_baseline,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
@@ -367,9 +398,14 @@ def print_table(report: dict) -> None:
                 f"{phase:<12} {row['concurrency']:>7} {row['requests_per_s']:>7.1f} {ident.get('per_s', 0):>10.1f} "
                 f"{ident.get('p50_ms', 0):>7.0f} {row['median_identify_p99_ms']:>7.0f} {ident.get('right_person', 0):>6.3f} {errors:>6}"
             )
-    baseline = report["face_recognition_baseline"]
-    if baseline:
-        print(f"face_recognition (2 processes): {baseline['requests_per_s']:.1f} req/s, p50 {baseline['p50_ms']:.0f} ms")
+    for key, phase in (("face_recognition_baseline", "identify"), ("face_recognition_baseline_small", "small")):
+        baseline = report.get(key)
+        if not baseline:
+            continue
+        print(f"face_recognition (2 processes, {baseline['gallery']} faces): {baseline['requests_per_s']:.1f} req/s, p50 {baseline['p50_ms']:.0f} ms")
+        at8 = [row for row in report["phases"].get(phase, []) if row["concurrency"] == 8]
+        if at8:
+            print(f"  facesvc {phase} at 8 clients / face_recognition: {at8[0]['identify']['per_s'] / baseline['requests_per_s']:.1f}x")
     config = report["config"]
     print(f"first start (index from Redis) {config['first_worker_ready_s']:.1f} s, restart (snapshot) {config['restart_ready_s']:.1f} s")
 

