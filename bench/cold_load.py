@@ -103,7 +103,6 @@ def measure(client, indexes: LazyIndexes, library: Library, group: str, vectors:
             with_tail.append(cold(lambda: indexes.ensure(APP, group)))
     else:
         cold_identify = [cold(lambda: identify(probe)) for probe in probes[:runs]]
-    median_ms = lambda values: round(1000 * statistics.median(values), 1) if values else None  # noqa: E731
     return {
         "faces": len(vectors),
         "index": "fast-scan PQ" if quantised else "flat",
@@ -116,6 +115,10 @@ def measure(client, indexes: LazyIndexes, library: Library, group: str, vectors:
         "stored_bytes_per_face": round(stored_bytes / len(vectors), 1) if stored_bytes else None,
         "runs": runs,
     }
+
+
+def median_ms(seconds: list[float]) -> float | None:
+    return round(1000 * statistics.median(seconds), 1) if seconds else None
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ class GroupIndex:
         self.dim = dim
         self.approx_from = approx_from
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._code_bytes = 4 * dim  # bytes a face in FAISS: float32 while flat, PQ codes after
         self._ids: set[int] = set()
         self._tombstones: set[int] = set()
         # Adds and removals applied since it was built or last stored (index/lazy.py).
@@ -72,10 +73,12 @@ class GroupIndex:
     def memory_bytes(self) -> int:
         """What the group holds in memory: the codes and FAISS's id map (8 bytes a face), the
         id sets of live and deleted faces."""
-        with self._lock:
-            ids = len(self._ids) + len(self._tombstones)
-            sets = sys.getsizeof(self._ids) + sys.getsizeof(self._tombstones) + INT_BYTES * ids
-            return self._index.ntotal * (faiss.downcast_index(self._index.index).sa_code_size() + 8) + sets
+        # Read on every search of a bounded node (index/lazy.py), for every held group: from
+        # plain attributes, no lock and no call into FAISS. Tombstones stay in FAISS until
+        # compact(), so FAISS holds exactly the live and deleted ids.
+        faces = len(self._ids) + len(self._tombstones)
+        sets = sys.getsizeof(self._ids) + sys.getsizeof(self._tombstones) + INT_BYTES * faces
+        return faces * (self._code_bytes + 8) + sets
 
     @property
     def tombstones(self) -> int:
@@ -144,6 +147,7 @@ class GroupIndex:
         index = faiss.IndexIDMap2(quantised)
         index.add_with_ids(vectors, ids)
         self._index = index
+        self._code_bytes = quantised.sa_code_size()
 
     def to_bytes(self) -> tuple[np.ndarray, np.ndarray]:
         """(serialised FAISS index, live ids), tombstones compacted first: what a snapshot holds."""
@@ -157,6 +161,7 @@ class GroupIndex:
         same, tombstones being compacted before serialising)."""
         group = cls(dim, approx_from)
         group._index = faiss.deserialize_index(blob)
+        group._code_bytes = faiss.downcast_index(group._index.index).sa_code_size()
         if ids is None:
             ids = faiss.vector_to_array(group._index.id_map)
         group._ids = set(ids.tolist())

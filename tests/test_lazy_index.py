@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -209,12 +210,12 @@ def test_built_indexes_are_chunked_and_the_newest_position_wins(redis, request):
 
 
 def _wait_for(found, seconds: float = 10.0):
-    event = threading.Event()
+    """What ``found`` returns once it is truthy (the index is stored in a background thread)."""
     for _ in range(int(seconds / 0.05)):
         value = found()
         if value:
             return value
-        event.wait(0.05)
+        time.sleep(0.05)
     raise AssertionError("not stored in time")
 
 

