@@ -21,6 +21,10 @@ from typing import Optional
 import faiss
 import numpy as np
 
+# An approximate group answers a search with at least this many candidates, the pool its caller
+# re-ranks exactly (bench/search.py: the exact best face is among the 50 best approximate). A
+# flat group's similarities are exact: it answers with the k asked for.
+RERANK_POOL = 50
 # The PQ codebooks are trained once, on the first faces of a group when it turns approximate;
 # LFW-like embeddings need no more than this many to train 16 centroids per 2-d subspace.
 TRAIN_SAMPLE = 50_000
@@ -121,10 +125,11 @@ class GroupIndex:
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(similarities, ids, exact) of the k nearest faces, best first; ``exact`` tells whether
-        the similarities are exact (flat) or approximate (PQ) at the time of this search."""
+        the similarities are exact (flat) or approximate (PQ, then RERANK_POOL at least) at the
+        time of this search."""
         with self._lock:
             exact = self.exact
-            k = min(k, len(self._ids))
+            k = min(k if exact else max(k, RERANK_POOL), len(self._ids))
             if k == 0:
                 return np.empty(0, np.float32), np.empty(0, np.int64), exact
             wanted = min(k + len(self._tombstones), self._index.ntotal)

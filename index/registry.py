@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from index.group_index import GroupIndex
+from index.group_index import RERANK_POOL, GroupIndex
 from index.search import Enough, Hit
 
 # How much wider each round of a search that was not ``enough`` looks.
@@ -79,7 +79,7 @@ class IndexRegistry:
             scores, ids, exact = index.search(vector, k)
             hits.extend(Hit(name, int(i), float(s), exact) for s, i in zip(scores, ids) if i >= 0)
         hits.sort(key=lambda h: h.similarity, reverse=True)
-        return hits[:k]
+        return hits[: k if all(h.exact for h in hits) else max(k, RERANK_POOL)]
 
     def vector_bytes(self) -> int:
         """Bytes of face codes held by every group's index."""

@@ -28,8 +28,9 @@ Enough = Callable[[Sequence[Hit]], bool]
 
 class VectorSearch(Protocol):
     def search(self, app: str, groups: list[str], vector: np.ndarray, k: int, enough: Optional[Enough] = None) -> list[Hit]:
-        """The k best faces over the groups, best first. With ``enough``: while it says the
-        hits do not suffice and the groups hold more, search again with k four times larger."""
+        """The k best faces over the groups, best first; where similarities are approximate, a
+        larger pool to re-rank. With ``enough``: while it says the hits do not suffice and the
+        groups hold more, search again with k four times larger."""
 
     def add(self, app: str, group: str, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Make faces searchable (adding an id again is a no-op)."""

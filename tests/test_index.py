@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from index.group_index import GroupIndex
+from index.group_index import RERANK_POOL, GroupIndex
 from index.registry import IndexRegistry
 from index.snapshot import SnapshotStore, stream_key
 from config.defaults import Index, load_settings
@@ -96,6 +96,20 @@ def test_quantised_group_keeps_tombstones_and_compacts():
     _, ids, _ = index.search(vectors[0], 10)
     assert not index.exact and not {0, 1, 2} & set(ids.tolist())
     assert index.compact() == 3 and len(index) == 597
+
+
+def test_a_flat_group_answers_the_k_asked_and_a_quantised_one_a_pool_to_rerank():
+    """An identify reads each candidate's owner from Redis: a flat group's exact top 10 are
+    all a top-1 identify needs, while a quantised group's must be a pool the exact best is in."""
+    registry = IndexRegistry(DIM, approx_from=500)
+    vectors = unit_vectors(700)
+    registry.add("app", "flat", np.arange(100, dtype=np.int64), vectors[:100])
+    registry.add("app", "quantised", np.arange(100, 700, dtype=np.int64), vectors[100:])
+    assert len(registry.search("app", ["flat"], vectors[0], 10)) == 10
+    pool = registry.search("app", ["quantised"], vectors[200], 10)
+    assert len(pool) == RERANK_POOL and not pool[0].exact
+    both = registry.search("app", ["flat", "quantised"], vectors[0], 10)
+    assert len(both) == RERANK_POOL and both[0].face_id == 0
 
 
 def test_registry_merges_the_top_k_of_several_groups():

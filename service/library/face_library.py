@@ -17,9 +17,8 @@ from index.search import Hit, VectorSearch
 from service.errors import FaceError
 from service.store.faces import FaceRecord, FaceStore, TokenFace, face_token
 
-# Candidates an identify asks the index for at least, per user and face wanted: approximate
-# groups re-rank them exactly (bench/search.py: the exact best face is among the 50 best).
-MIN_CANDIDATES = 50
+# Candidates an identify asks the index for, per user and face wanted: each costs an owner read
+# in Redis. An approximate group answers with a larger pool to re-rank (group_index.RERANK_POOL).
 CANDIDATES_PER_RESULT = 10
 
 
@@ -187,7 +186,7 @@ class Library:
             self._score(app, hits, vector, scored)
             return len(_best_per_user(hits, scored)) >= users
 
-        k = max(MIN_CANDIDATES, users * faces_per_user * CANDIDATES_PER_RESULT)
+        k = users * faces_per_user * CANDIDATES_PER_RESULT
         hits = self.index.search(app, groups, vector, k, enough)
         self._score(app, hits, vector, scored)  # the last round when the groups ran out
         return _best_per_user(hits, scored)
