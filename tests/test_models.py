@@ -17,7 +17,7 @@ from workers.graphs import any_size_input
 from workers.embedder import FR_FEATURE, SFACE, Embedder
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
 from workers.pipeline import BATCHED, INT8, open_model
-from workers.quantize import expand_prelu, quantize_model, ranges_path
+from workers.quantize import expand_prelu, fold_batchnorm, quantize_model, ranges_path, recipe_digest
 from workers.session import OpenCvSession, OrtSession
 
 
@@ -176,7 +176,51 @@ def test_int8_models_are_static_qdq_graphs_at_the_stored_ranges(settings, name):
     assert "PRelu" not in ops  # expanded (workers/quantize.py)
     assert TensorProto.INT8 in {t.data_type for t in model.graph.initializer}
     manifest = json.loads((settings.model_cache / MANIFEST).read_text())
-    assert manifest[f"{name}_int8"]["recipe_sha256"] == sha256_of(ranges_path(name))
+    assert manifest[f"{name}_int8"]["recipe_sha256"] == recipe_digest(name)
+    assert "Conv" not in {_source(model, node.input[0]).op_type for node in model.graph.node if node.op_type == "BatchNormalization"}
+
+
+def _source(model: onnx.ModelProto, tensor: str) -> onnx.NodeProto:
+    """The node that computes ``tensor``, looking through quantise/dequantise pairs."""
+    writers = {node.output[0]: node for node in model.graph.node}
+    node = writers[tensor]
+    while node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        node = writers[node.input[0]]
+    return node
+
+
+def test_fold_batchnorm_keeps_the_function_and_leaves_what_it_cannot_fold():
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, *shape: int, low: float = -1.0) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.uniform(low, 1.0, shape).astype(np.float32), name)
+
+    bn = [weight("s", 4), weight("b", 4), weight("m", 4), weight("v", 4, low=0.1)]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "c"], ["y"], pads=[1, 1, 1, 1]),
+            helper.make_node("BatchNormalization", ["y", "s", "b", "m", "v"], ["z"], epsilon=1e-3),
+            # read twice: this Conv's output cannot be rewritten
+            helper.make_node("Conv", ["z", "w2"], ["y2"]),
+            helper.make_node("BatchNormalization", ["y2", "s", "b", "m", "v"], ["z2"]),
+            helper.make_node("Add", ["y2", "z2"], ["out"]),
+        ],
+        "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 6, 6])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 4, 6, 6])],
+        initializer=[weight("w", 4, 3, 3, 3), weight("c", 4), weight("w2", 4, 4, 1, 1), *bn],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    (expected,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+    folded = fold_batchnorm(model)
+
+    assert [n.op_type for n in folded.graph.node] == ["Conv", "Conv", "BatchNormalization", "Add"]
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # no fusion of its own
+    (out,) = ort.InferenceSession(folded.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_verify_models_refuses_an_int8_model_quantised_at_other_ranges(cache_copy):

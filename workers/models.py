@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.quantize import quantize_model, ranges_path
+from workers.quantize import quantize_model, ranges_path, recipe_digest
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class ModelSpec:
 
     @property
     def recipe_sha256(self) -> str | None:
-        """Digest of what the conversion reads besides the source: the stored ranges."""
-        return sha256_of(ranges_path(self.quantize_as)) if self.quantize_as else None
+        """Digest of what the conversion reads besides the source: the stored ranges and recipe."""
+        return recipe_digest(self.quantize_as) if self.quantize_as else None
 
 
 SFACE_MODEL = ModelSpec(
@@ -163,7 +163,7 @@ def verify_models(
         if entry["source_sha256"] != specs[name].sha256:
             raise ModelError(f"model {name} in {cache} comes from another package version")
         if entry.get("recipe_sha256") != specs[name].recipe_sha256:
-            raise ModelError(f"model {name} in {cache} was quantised at other ranges: run `facesvc models`")
+            raise ModelError(f"model {name} in {cache} was quantised at other ranges or by an earlier recipe: run `facesvc models`")
         actual = sha256_of(path)
         if actual != entry["sha256"]:
             raise ModelError(
