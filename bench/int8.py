@@ -2,8 +2,9 @@
 
 For YuNet, SFace and fr_feature: the fp32 graph in ONNX Runtime and OpenCV DNN, ONNX Runtime's
 dynamic int8 quantisation (ConvInteger), its static QDQ int8 quantisation (per-channel weights,
-uint8 activations at ranges calibrated on real inputs) as it comes and with PRelu expanded
-(workers/quantize.py), and OpenCV DNN's int8 path (its classic engine imports QDQ graphs; the
+uint8 activations at ranges calibrated on real inputs) as it comes and as ``facesvc models``
+builds it (``qdq_prelu_expanded``: BatchNormalization folded, PRelu expanded;
+workers/quantize.py), and OpenCV DNN's int8 path (its classic engine imports QDQ graphs; the
 new one cannot). One thread, batch 1, the variants interleaved round by round on the same real
 inputs; each variant's outputs compared with fp32's on faces it was not calibrated on.
 
