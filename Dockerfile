@@ -1,7 +1,8 @@
 # facesvc image.
 #   CPU: docker build -t facesvc .
-#   GPU: docker build -t facesvc:gpu --build-arg DEVICE=gpu \
-#          --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 .
+#   GPU: docker build -t facesvc:gpu --build-arg DEVICE=gpu .
+#        (CUDA's and cuDNN's libraries come with onnxruntime-gpu as pip packages; the host's
+#        driver through the NVIDIA Container Toolkit: docker run --gpus all)
 # The build stage installs with ./install.sh, exactly as the README and CI do, so the image runs
 # the tested install path. tests/test_docker.py builds this file and runs the image.
 

@@ -41,7 +41,7 @@ import psutil
 import requests
 
 from bench.lfw import git_revision, machine_info
-from bench.lfw_embeddings import LFW_DIR, RESULTS_DIR, ROOT, ensure_embeddings, identity, profile_vectors
+from bench.lfw_embeddings import LFW_DIR, RESULTS_DIR, ROOT, LfwEmbeddings, ensure_embeddings, identity, profile_vectors
 from bench.search import split_probes, synthetic_vectors
 from config.defaults import load_settings
 from service.auth.credentials import Auth
@@ -59,15 +59,20 @@ MODEL_IDS = {"fused": "sface+fr_feature", "fast": "fr_feature"}
 FIRST_PROBE = "images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
 
 
+def probe_split(lfw: LfwEmbeddings) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(paths of the LFW photos with a detected face, the person of each, probe rows: one photo
+    each of 1,000 people with several, gallery rows: the rest)."""
+    paths = [p for p, hit in zip(lfw.paths, lfw.detected) if hit]
+    people = np.array([identity(p) for p in paths])
+    enrolled, _ = split_probes(people, 1000, 0)
+    return paths, people, enrolled, np.setdiff1d(np.arange(len(paths)), enrolled)
+
+
 def gallery_and_probes(profile: str, faces: int) -> tuple[np.ndarray, list[str], list[str]]:
     """(gallery vectors, uid of each, probe photo paths) in the profile's embedding space."""
     lfw = ensure_embeddings()
-    found = lfw.detected
-    paths = [p for p, hit in zip(lfw.paths, found) if hit]
-    vectors = profile_vectors(lfw.model_id, {"fused": "fused", "fast": "fr_feature"}[profile], lfw.arrays["largest"][found])
-    people = np.array([identity(p) for p in paths])
-    enrolled, _ = split_probes(people, 1000, 0)
-    rest = np.setdiff1d(np.arange(len(paths)), enrolled)
+    paths, people, enrolled, rest = probe_split(lfw)
+    vectors = profile_vectors(lfw.model_id, {"fused": "fused", "fast": "fr_feature"}[profile], lfw.arrays["largest"][lfw.detected])
     synthetic = synthetic_vectors(vectors, faces - len(rest))
     uids = [str(people[i]) for i in rest] + [f"synthetic_{i}" for i in range(len(synthetic))]
     return np.concatenate([vectors[rest], synthetic]), uids, [paths[i] for i in enrolled]
@@ -103,11 +108,13 @@ class Client:
     def __init__(self, base: str, token: str, api: str = "v2", group: str = GROUP) -> None:
         self.base, self.token, self.api, self.group = base, token, api, group
         self.session = requests.Session()
+        self.last_answer: dict = {}
 
     def call(self, endpoint: str, **fields) -> dict:
         url = f"{self.base}/rest/2.0/face/{self.api}/{endpoint}?access_token={self.token}"
         sent = {"json": fields} if self.api == "v3" else {"data": fields}
-        return self.session.post(url, timeout=60, **sent).json()
+        self.last_answer = self.session.post(url, timeout=60, **sent).json()
+        return self.last_answer
 
     def identify(self, image: str) -> tuple[bool, Optional[str]]:
         """(answered without error, the best user's id): v2's identify or v3's search, which
@@ -126,17 +133,18 @@ class Client:
         return "error_code" not in self.call("faceset/user/add", uid=uid, user_info="", group_id=self.group, image=image)
 
 
-def photo(path: str) -> str:
-    return base64.b64encode((LFW_DIR / path).read_bytes()).decode()
+def photo(path: str, root: Path = LFW_DIR) -> str:
+    """Base64 of an LFW photo; ``root``: a folder laid out like LFW's (bench/gpu.py's copy)."""
+    return base64.b64encode((root / path).read_bytes()).decode()
 
 
 def run_phase(
     base: str, token: str, probes: list[str], concurrency: int, seconds: float, register_every: int, api: str = "v2",
-    group: str = GROUP,
+    group: str = GROUP, root: Path = LFW_DIR,
 ) -> dict:
     """Clients loop over the probes until time is up; every ``register_every``-th request (0:
     none) registers the photo under a new uid instead of identifying it."""
-    images = {p: photo(p) for p in probes}
+    images = {p: photo(p, root) for p in probes}
     counter = itertools.count()
     results: list[tuple[str, float, bool, bool]] = []  # kind, seconds, ok, right person
     lock = threading.Lock()

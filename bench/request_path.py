@@ -40,8 +40,10 @@ FULL_SIDES = (2048, 1024, 640)
 CANVASES = (256, 320, 384, 512, 640)
 
 
-def median_ms(call: Callable[[], object], repeat: int) -> float:
-    call()
+def median_ms(call: Callable[[], object], repeat: int, warm_ups: int = 1) -> float:
+    """Median milliseconds of one call over ``repeat`` timed calls after ``warm_ups`` untimed."""
+    for _ in range(warm_ups):
+        call()
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()

@@ -74,16 +74,17 @@ class Models(BaseModel, frozen=True):
     detect_threshold: float = 0.6
     # One intra-op thread per request, parallel across requests, was fastest on 2 cores.
     intra_op_threads: int = 1
-    # "int8": SFace from its static int8 graph in ONNX Runtime (workers/quantize.py), 1.3x faster
-    # a face with LFW accuracy unchanged; "fp32": every embedder in fp32 (OpenCV DNN). A GPU
+    # "int8": SFace from its static int8 graph in ONNX Runtime (workers/quantize.py), 1.6x faster
+    # a face than fp32, LFW accuracy unchanged (README, "int8 inference"); "fp32": every embedder in fp32 (OpenCV DNN). A GPU
     # always runs fp32. Both give embeddings of one model id (README, "Performance").
     precision: Literal["int8", "fp32"] = "int8"
     # "auto" uses CUDA when onnxruntime-gpu sees a device, else CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Micro-batching across concurrent requests (workers/batcher.py): the detector, landmark
     # and embedder calls of up to batch_size photos or faces run as one, the first waiting at
-    # most batch_wait_ms for company. Empty: 16 on a GPU; 1 (off) on CPU, where a batch cost
-    # what its rows cost alone and the wait only added latency (README, "Performance").
+    # most batch_wait_ms for company. Empty: 1 (off). On CPU a batch cost what its rows cost
+    # alone and the wait only added latency; on an H200 the calls that batched several requests
+    # held them 4-6 s, where single ones took 25 ms (README, "GPU").
     batch_size: Optional[int] = Field(None, ge=1)
     batch_wait_ms: float = Field(2.0, ge=0, le=100)
 

@@ -14,6 +14,7 @@ from tests.helpers import ROOT, BaiduClient, b64, client_of, photo, smoke_identi
 from workers.batcher import Batcher, _Request
 from workers.detector import Detector
 from service.inference import load_pipeline
+from workers import pipeline as pipeline_module
 from workers.pipeline import Pipeline
 from workers.session import ModelSession
 
@@ -164,6 +165,16 @@ def test_batching_is_off_on_cpu_by_default(pipeline):
     assert Models().batch_size is None
     assert not isinstance(pipeline.detector.session, Batcher)
     assert not any(isinstance(p.session, Batcher) for p in pipeline.embedder.parts)
+
+
+def test_batching_is_off_on_a_gpu_by_default(monkeypatch):
+    """On an H200 the calls that batched several requests held them 4-6 s each, where single
+    requests took 25 ms (README, "GPU"). No GPU here: the pipeline is told it has one."""
+    monkeypatch.setattr(pipeline_module, "uses_gpu", lambda device: True)
+    on_gpu = load_pipeline(load_settings(data_dir=ROOT / "var"))
+    assert on_gpu.precision == "fp32"  # proof that it took itself for a GPU pipeline
+    assert not isinstance(on_gpu.detector.session, Batcher)
+    assert not any(isinstance(p.session, Batcher) for p in on_gpu.embedder.parts)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ each caller its slice of the outputs. Graphs must take any batch size (workers/g
 
 A request is never split: one with more rows than ``max_rows`` runs as a batch of its own.
 On CPU a batch cost what its rows cost one by one and the waiting added latency (README,
-"Performance"), so batching is off there by default; on a GPU, where one call's fixed cost is
-large, it is on (not measured here: no GPU was lent).
+"Performance"); on an H200 a model call of several requests' rows held them 4-6 s where single
+requests took 25 ms, for a reason not yet found (README, "GPU"). So batching is off by default
+on both (FACESVC_MODELS__BATCH_SIZE turns it on).
 """
 from __future__ import annotations
 

@@ -36,18 +36,24 @@ class Detector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """All faces above the threshold, largest first, in ``image``'s coordinates."""
-        small, scale = fit_within(image, self.max_side)
-        size = canvas_size(small.shape[:2])
-        canvas = np.zeros((size, size, 3), np.float32)
-        canvas[: small.shape[0], : small.shape[1]] = small
-        outputs = self.session.run(canvas.transpose(2, 0, 1)[None])
-        boxes, scores, points = decode_yunet(outputs, size)
+        feed, scale = self.canvas(image)
+        outputs = self.session.run(feed)
+        boxes, scores, points = decode_yunet(outputs, feed.shape[-1])
         faces = nms(boxes, scores, points, self.threshold)
         faces = [
             Detection(tuple(float(v) / scale for v in box), score, pts / scale)
             for box, score, pts in faces
         ]
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def canvas(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The model's (1, 3, S, S) input for ``image`` (``canvas_size``) and the scale the
+        image was fitted into it at."""
+        small, scale = fit_within(image, self.max_side)
+        size = canvas_size(small.shape[:2])
+        canvas = np.zeros((size, size, 3), np.float32)
+        canvas[: small.shape[0], : small.shape[1]] = small
+        return canvas.transpose(2, 0, 1)[None], scale
 
 
 def canvas_size(shape: tuple[int, int]) -> int:

@@ -55,7 +55,6 @@ INT8 = ("sface",)
 # The models every identify runs: opened for any batch size, and micro-batched across
 # concurrent requests when batching is on.
 BATCHED = ("yunet", "fr_landmark", "sface", "fr_feature", "sface_int8")
-GPU_BATCH_SIZE = 16
 
 
 class NoFaceError(ValueError):
@@ -65,7 +64,7 @@ class NoFaceError(ValueError):
 @dataclass(frozen=True)
 class PipelineOptions:
     """How to build a pipeline: which embedders, the detector's input and threshold, threads
-    and device of every session, micro-batching (None: GPU_BATCH_SIZE on a GPU, else off),
+    and device of every session, micro-batching (None: off, on a GPU too: bench/gpu.py),
     what decoding one image may cost, and the embedders' precision on CPU ("int8" or "fp32";
     a GPU always runs fp32)."""
 
@@ -108,7 +107,7 @@ class Pipeline:
         precision = "int8" if int8 else "fp32"
         files = {spec.name: model_file(spec.name, precision) for spec in specs}
         paths = verify_models(cache, ("yunet",) + tuple(files.values()) + HEADS)
-        batch_size = options.batch_size or (GPU_BATCH_SIZE if gpu else 1)
+        batch_size = options.batch_size or 1
 
         def session(name: str) -> ModelSession:
             opened = open_model(name, paths[name], options.threads, options.device)
@@ -175,11 +174,14 @@ class Pipeline:
 
 
 def open_model(name: str, path: Path, threads: int, device: str) -> ModelSession:
-    """``name``'s session on its backend; the models every identify runs take any batch size
-    (and YuNet any canvas size)."""
+    """``name``'s session on its backend."""
+    return open_session(model_source(name, path), BACKENDS[name], threads, device)
+
+
+def model_source(name: str, path: Path) -> Path | onnx.ModelProto:
+    """What ``name``'s session is opened from: the models every identify runs take any batch
+    size (and YuNet any canvas size)."""
     if name not in BATCHED:
-        return open_session(path, BACKENDS[name], threads, device)
+        return path
     graph = any_batch(onnx.load(str(path)))
-    if name == "yunet":
-        graph = any_size_input(graph)
-    return open_session(graph, BACKENDS[name], threads, device)
+    return any_size_input(graph) if name == "yunet" else graph

@@ -6,6 +6,7 @@ bench/attributes.py). Both are built once per process.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -84,12 +85,30 @@ class OpenCvSession:
                 self._idle.append(net)
 
 
-def ort_providers(device: str) -> list[str]:
-    """CUDA first when asked for or available, CPU always as the fallback."""
+@functools.cache
+def load_cuda_libraries() -> None:
+    """Load CUDA's and cuDNN's libraries before the first CUDA session, once per process.
+
+    onnxruntime-gpu's CUDA provider library looks for them only beside itself and on the
+    loader's paths; installed as pip packages (``onnxruntime-gpu[cuda,cudnn]``: nvidia-*) they are
+    on neither, and every session then fell back to the CPU with no more than a printed "EP
+    Error". ``preload_dlls`` (onnxruntime >= 1.21) loads them from the nvidia packages in
+    onnxruntime's own site-packages, else from the loader's paths (a CUDA base image)."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    if device != "cpu" and CUDA in available:
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as error:  # a library it cannot load leaves the CPU fallback
+        log.warning("onnxruntime.preload_dlls failed: %s", error)
+
+
+def ort_providers(device: str) -> list[str]:
+    """CUDA first when asked for or available, CPU always as the fallback."""
+    if uses_gpu(device):
+        load_cuda_libraries()
         return [CUDA, "CPUExecutionProvider"]
     if device == "cuda":
         log.warning("CUDA requested but onnxruntime has no CUDA provider; using the CPU")
@@ -117,4 +136,6 @@ def open_session(model: Path | onnx.ModelProto, backend: Backend, threads: int, 
 
 def uses_gpu(device: str) -> bool:
     """Whether sessions opened for ``device`` run on CUDA."""
-    return ort_providers(device)[0] == CUDA
+    import onnxruntime as ort
+
+    return device != "cpu" and CUDA in ort.get_available_providers()
