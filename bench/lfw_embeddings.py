@@ -12,11 +12,17 @@ sometimes someone else, which scores the pipeline on the wrong person ("centre" 
 face nearest the image centre). The embedding of each face's horizontally mirrored crop is
 stored too, to measure flip test-time augmentation without another pass over the photos.
 
+A cache records the digests of the model files it was made with (``models_digest``): when
+``facesvc models`` has rebuilt one (a new int8 recipe, say), the photos are embedded again
+rather than the old vectors being scored as the new model's.
+
     python -m bench.lfw_embeddings            # compute what the cache lacks
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
 import time
@@ -29,7 +35,8 @@ import numpy as np
 import config
 from workers.embedder import FR_FEATURE, SFACE
 from service import inference
-from workers.pipeline import Face, Pipeline
+from workers.models import MANIFEST
+from workers.pipeline import Face, Pipeline, model_file
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,7 @@ class LfwEmbeddings:
     model_id: str
     paths: list[str]
     arrays: dict[str, np.ndarray]
+    models: str = ""  # models_digest of the files that made it ("": a cache from before)
 
     @property
     def detected(self) -> np.ndarray:
@@ -182,13 +190,22 @@ def save(cache: LfwEmbeddings, path: Path) -> None:
     """Write atomically so an interrupted run leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, model_id=np.array(cache.model_id), paths=np.array(cache.paths), **cache.arrays)
+    np.savez(tmp, model_id=np.array(cache.model_id), paths=np.array(cache.paths), models=np.array(cache.models), **cache.arrays)
     os.replace(tmp, path)
 
 
 def load(path: Path) -> LfwEmbeddings:
     with np.load(path) as data:
-        return LfwEmbeddings(str(data["model_id"]), [str(p) for p in data["paths"]], {k: data[k] for k in ARRAYS})
+        models = str(data["models"]) if "models" in data.files else ""
+        return LfwEmbeddings(str(data["model_id"]), [str(p) for p in data["paths"]], {k: data[k] for k in ARRAYS}, models)
+
+
+def models_digest(model_id: str, precision: str) -> str:
+    """Digest of the cached model files an embedding of ``model_id`` at ``precision`` passes
+    through (the manifest's sha256 of each): detector, landmark head, embedders."""
+    manifest = json.loads((config.load_settings().model_cache / MANIFEST).read_text())
+    names = ["yunet", "fr_landmark"] + [model_file(name, precision) for name in model_id.split("+")]
+    return hashlib.sha256(" ".join(f"{name}:{manifest[name]['sha256']}" for name in names).encode()).hexdigest()
 
 
 def compute(pipeline: Pipeline, photos: list[str], path: Path) -> LfwEmbeddings:
@@ -196,10 +213,14 @@ def compute(pipeline: Pipeline, photos: list[str], path: Path) -> LfwEmbeddings:
     done = load(path) if path.exists() else None
     if done is not None and done.model_id != pipeline.model_id:
         raise ValueError(f"{path} holds {done.model_id}, the pipeline is {pipeline.model_id}")
+    models = models_digest(pipeline.model_id, pipeline.precision)
+    if done is not None and done.models != models:
+        log.info("%s was made with other model files: embedding every photo again", path.name)
+        done = None
     n, dim = len(photos), pipeline.embedder.dim
     arrays = {"faces": np.zeros(n, np.int32), "seconds": np.full(n, np.nan), "mirror_seconds": np.full(n, np.nan)}
     arrays.update({name: np.zeros((n, dim), np.float32) for name in ARRAYS[3:]})
-    cache = LfwEmbeddings(pipeline.model_id, photos, arrays)
+    cache = LfwEmbeddings(pipeline.model_id, photos, arrays, models)
     known = {p: i for i, p in enumerate(done.paths)} if done else {}
     todo = []
     for i, photo in enumerate(photos):
@@ -230,7 +251,8 @@ def ensure_embeddings(model_id: str | None = None) -> LfwEmbeddings:
     precision = config.load_settings().models.precision
     if model_id is not None and cache_path(model_id, precision).exists():
         cache = load(cache_path(model_id, precision))
-        if not np.isnan(cache.seconds).any() and set(cache.paths) >= set(lfw_photos()):
+        complete = not np.isnan(cache.seconds).any() and set(cache.paths) >= set(lfw_photos())
+        if complete and cache.models == models_digest(model_id, precision):
             return cache
     pipeline = load_pipeline()
     if model_id is not None and pipeline.model_id != model_id:
