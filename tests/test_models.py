@@ -18,7 +18,7 @@ from workers.embedder import FR_FEATURE, SFACE, Embedder
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
 from workers.pipeline import BATCHED, INT8, open_model
 from workers.quantize import expand_prelu, fold_batchnorm, quantize_model, ranges_path, recipe_digest
-from workers.session import OpenCvSession, OrtSession
+from workers.session import CUDA, OpenCvSession, OrtSession, load_cuda_libraries, ort_providers
 
 
 @pytest.fixture
@@ -259,3 +259,19 @@ def test_the_default_pipeline_runs_sface_from_its_int8_graph_and_fr_feature_in_f
     assert pipeline.precision == "int8"
     assert isinstance(sface.session, OrtSession) and isinstance(fr_feature.session, OpenCvSession)
     assert pipeline.model_id == "sface+fr_feature"  # int8 and fp32 embeddings are one model's
+
+
+def test_cuda_sessions_load_the_pip_packaged_cuda_libraries_once(monkeypatch):
+    """onnxruntime-gpu finds CUDA's and cuDNN's pip packages (install.sh --gpu) only once
+    ``preload_dlls`` has loaded them; a CPU pipeline never asks. No GPU here: the provider list
+    and the preload are stood in for."""
+    calls = []
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "preload_dlls", lambda *args, **kwargs: calls.append(args), raising=False)
+    load_cuda_libraries.cache_clear()
+    try:
+        assert ort_providers("cpu") == ["CPUExecutionProvider"] and calls == []
+        assert ort_providers("auto") == ort_providers("cuda") == [CUDA, "CPUExecutionProvider"]
+        assert len(calls) == 1
+    finally:
+        load_cuda_libraries.cache_clear()
