@@ -57,7 +57,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 import psutil
 import requests
@@ -74,8 +73,7 @@ from service.inference import pipeline_options
 from service.ops.local_server import start_gunicorn, stop_gunicorn
 from service.store.redis_server import EmbeddedRedis, connect
 from workers.batcher import Batcher
-from workers.crops import box_crop
-from workers.heads import HEADS
+from workers.heads import HEADS, landmark_input
 from workers.models import verify_models
 from workers.pipeline import NoFaceError, Pipeline, model_file, model_source
 from workers.session import CUDA, OrtSession, ort_providers
@@ -250,14 +248,12 @@ def stage_inputs(pipeline: Pipeline, photos: list[bytes], count: int) -> dict[st
     canvases, grey, crops = [], [], []
     for data in photos:
         image = pipeline.decode(data)
-        try:
-            face, _ = pipeline.embed_largest(image)
-        except NoFaceError:
+        faces = pipeline.detect(image, 1)
+        if not faces:
             continue
         canvases.append(pipeline.detector.canvas(image)[0][0])
-        crop, _ = box_crop(image, face.detection.box, 1.0, 64)  # fr_landmark's input (workers/heads.landmarks68)
-        grey.append(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32)[None] / 256.0)
-        crops.append(pipeline.crop(image, face))
+        grey.append(landmark_input(image, faces[0].detection.box)[0])
+        crops.append(pipeline.crop(image, faces[0]))
         if len(crops) == count:
             break
     # One canvas size, as the batcher batches: the most common one (LFW: 384).
@@ -465,10 +461,11 @@ def run(args) -> dict:
     pipelines: dict[str, Pipeline] = {}
     for device in devices:
         threads = args.cpu_threads if device == "cpu" else settings.models.intra_op_threads
-        loaded = phase(f"load_{device}", lambda: (time.perf_counter(), load_pipeline(device, threads)))
+        loading = time.perf_counter()
+        loaded = phase(f"load_{device}", lambda: load_pipeline(device, threads))
         if loaded:
-            pipelines[device] = loaded[1]
-            report[f"pipeline_{device}"] = {"load_s": time.perf_counter() - loaded[0], "providers": pipeline_providers(loaded[1])}
+            pipelines[device] = loaded
+            report[f"pipeline_{device}"] = {"load_s": time.perf_counter() - loading, "providers": pipeline_providers(loaded)}
     report["placement"] = {device: phase(f"placement_{device}", lambda: node_placement(device, names)) for device in devices}
 
     photos = [(root / p).read_bytes() for p in selection["agreement"][: args.agreement]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -55,10 +56,15 @@ def test_verify_models_with_a_missing_file_says_to_run_facesvc_models(cache_copy
         verify_models(cache_copy)
 
 
+def zero_manifest_digest(cache: Path, name: str, field: str) -> None:
+    """Write zeros over one digest the manifest records for model ``name``."""
+    manifest = json.loads((cache / MANIFEST).read_text())
+    manifest[name][field] = "0" * 64
+    (cache / MANIFEST).write_text(json.dumps(manifest))
+
+
 def test_verify_models_refuses_a_model_converted_from_another_package_version(cache_copy):
-    manifest = json.loads((cache_copy / MANIFEST).read_text())
-    manifest["fr_feature"]["source_sha256"] = "0" * 64
-    (cache_copy / MANIFEST).write_text(json.dumps(manifest))
+    zero_manifest_digest(cache_copy, "fr_feature", "source_sha256")
     with pytest.raises(ModelError, match="another package version"):
         verify_models(cache_copy)
 
@@ -224,9 +230,7 @@ def test_fold_batchnorm_keeps_the_function_and_leaves_what_it_cannot_fold():
 
 
 def test_verify_models_refuses_an_int8_model_quantised_at_other_ranges(cache_copy):
-    manifest = json.loads((cache_copy / MANIFEST).read_text())
-    manifest["sface_int8"]["recipe_sha256"] = "0" * 64
-    (cache_copy / MANIFEST).write_text(json.dumps(manifest))
+    zero_manifest_digest(cache_copy, "sface_int8", "recipe_sha256")
     with pytest.raises(ModelError, match="other ranges"):
         verify_models(cache_copy)
 

@@ -63,10 +63,15 @@ class Heads:
 
 def landmarks68(heads: Heads, image: np.ndarray, box: Box) -> np.ndarray:
     """(68, 2) iBUG points in the photo's pixels: fr_landmark on the grey 64x64 box crop."""
-    crop, (left, top, width, height) = box_crop(image, box, 1.0, 64)
-    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32) / 256.0
-    points = heads.run("fr_landmark", grey[None, None])[0].reshape(68, 2)
+    feed, (left, top, width, height) = landmark_input(image, box)
+    points = heads.run("fr_landmark", feed[None])[0].reshape(68, 2)
     return points.astype(np.float64) * [width, height] + [left, top]
+
+
+def landmark_input(image: np.ndarray, box: Box) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """fr_landmark's (1, 64, 64) input for the face in ``box``, and the region it was cut from."""
+    crop, region = box_crop(image, box, 1.0, 64)
+    return (cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32) / 256.0)[None], region
 
 
 def head_pose(heads: Heads, image: np.ndarray, box: Box) -> tuple[float, float, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -106,12 +107,8 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
     BatchNormalization's output tensor, whose stored range is the one it is quantised at."""
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
-    for output in graph.output:
-        readers[output.name] = readers.get(output.name, 0) + 1
+    readers = Counter(name for node in graph.node for name in node.input)
+    readers.update(output.name for output in graph.output)
     writers = {node.output[0]: node for node in graph.node}
     kept = []
     for node in graph.node:
