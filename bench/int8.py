@@ -3,7 +3,7 @@
 For YuNet, SFace and fr_feature: the fp32 graph in ONNX Runtime and OpenCV DNN, ONNX Runtime's
 dynamic int8 quantisation (ConvInteger), its static QDQ int8 quantisation (per-channel weights,
 uint8 activations at ranges calibrated on real inputs) as it comes and as ``facesvc models``
-builds it (``qdq_prelu_expanded``: BatchNormalization folded, PRelu expanded;
+builds it (``qdq_as_built``: BatchNormalization folded, PRelu on uint8;
 workers/quantize.py), and OpenCV DNN's int8 path (its classic engine imports QDQ graphs; the
 new one cannot). One thread, batch 1, the variants interleaved round by round on the same real
 inputs; each variant's outputs compared with fp32's on faces it was not calibrated on.
@@ -40,7 +40,7 @@ from workers.embedder import Embedder
 from workers.graphs import any_size_input
 from workers.models import model_path
 from workers.pipeline import INT8, Pipeline
-from workers.quantize import expand_prelu, prepared, quantize_model, quantize_static_qdq, ranges_path
+from workers.quantize import prepared, quantize_model, quantize_static_qdq, ranges_path
 from workers.session import ModelSession, OrtSession
 
 log = logging.getLogger(__name__)
@@ -115,16 +115,15 @@ def build_variants(cache: Path, name: str, calibration: list[np.ndarray], work: 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fp32 = prepared(fp32_graph(cache, name))
-    paths = {"fp32": work / f"{name}_fp32.onnx", "fp32_prelu_expanded": work / f"{name}_fp32_expanded.onnx"}
+    paths = {"fp32": work / f"{name}_fp32.onnx"}
     onnx.save(fp32, str(paths["fp32"]))
-    onnx.save(expand_prelu(prepared(fp32_graph(cache, name))), str(paths["fp32_prelu_expanded"]))
     paths["dynamic"] = work / f"{name}_dynamic.onnx"
     quantize_dynamic(paths["fp32"], paths["dynamic"], per_channel=True, weight_type=QuantType.QInt8)
     ranges = work / f"{name}_ranges.json"
     paths["qdq"] = work / f"{name}_qdq.onnx"
     quantize_static_qdq(paths["fp32"], paths["qdq"], ranges, Feeds(fp32.graph.input[0].name, calibration))
-    paths["qdq_prelu_expanded"] = work / f"{name}_int8.onnx"
-    quantize_model(paths["fp32"], paths["qdq_prelu_expanded"], ranges)
+    paths["qdq_as_built"] = work / f"{name}_int8.onnx"
+    quantize_model(paths["fp32"], paths["qdq_as_built"], ranges)
     paths["ranges"] = ranges
     return paths
 
@@ -133,7 +132,7 @@ def runners(name: str, paths: dict[str, Path]) -> dict[str, Runner]:
     """variant -> run(feed) for each runtime that can open it."""
     ort_cpu = ["CPUExecutionProvider"]
     found: dict[str, Runner] = {}
-    for variant in ("fp32", "fp32_prelu_expanded", "dynamic", "qdq", "qdq_prelu_expanded"):
+    for variant in ("fp32", "dynamic", "qdq", "qdq_as_built"):
         found[f"ort {variant}"] = OrtSession(paths[variant], 1, ort_cpu).run
     for engine, label in ((cv2.dnn.ENGINE_NEW, "new"), (cv2.dnn.ENGINE_CLASSIC, "classic")):
         for variant in ("fp32", "qdq"):

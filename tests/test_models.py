@@ -18,7 +18,7 @@ from workers.graphs import any_size_input
 from workers.embedder import FR_FEATURE, SFACE, Embedder
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
 from workers.pipeline import BATCHED, INT8, open_model
-from workers.quantize import expand_prelu, fold_batchnorm, quantize_model, ranges_path, recipe_digest
+from workers.quantize import fold_batchnorm, integer_prelu, quantize_model, ranges_path, recipe_digest
 from workers.session import CUDA, OpenCvSession, OrtSession, load_cuda_libraries, ort_providers
 
 
@@ -154,24 +154,42 @@ def test_each_model_as_opened_answers_a_batch_as_onnx_runtime_answers_each_row(s
         np.testing.assert_allclose(output, np.concatenate([rows[k] for rows in expected]), rtol=1e-4, atol=1e-4)
 
 
-def test_expand_prelu_computes_prelu_for_any_slope():
-    slopes = numpy_helper.from_array(np.array([-0.8, 0.0, 0.25, 1.2], np.float32).reshape(4, 1, 1), "a")
+def test_integer_prelu_runs_quantised_prelus_on_uint8_within_one_step():
+    slopes = np.array([-0.8, 0.0, 0.25, 1.0, 1.2], np.float32).reshape(5, 1, 1)  # a = 1: a - 1 = 0
+    weights = [
+        numpy_helper.from_array(slopes, "a"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+        numpy_helper.from_array(np.array(120, np.uint8), "z"),
+        numpy_helper.from_array(np.array(0.06, np.float32), "s_out"),
+        numpy_helper.from_array(np.array(100, np.uint8), "z_out"),
+    ]
     graph = helper.make_graph(
-        [helper.make_node("PRelu", ["x", "a"], ["y"])],
+        [
+            helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"]),
+            helper.make_node("PRelu", ["y", "a"], ["p"]),
+            helper.make_node("QuantizeLinear", ["p", "s_out", "z_out"], ["q"]),
+            # not between a DequantizeLinear and a QuantizeLinear: left as it is
+            helper.make_node("PRelu", ["f", "a"], ["g"]),
+        ],
         "prelu",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 3, 3])],
-        initializer=[slopes],
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [2, 5, 4, 4]), helper.make_tensor_value_info("f", TensorProto.FLOAT, [2, 5, 4, 4])],
+        [helper.make_tensor_value_info("q", TensorProto.UINT8, [2, 5, 4, 4]), helper.make_tensor_value_info("g", TensorProto.FLOAT, [2, 5, 4, 4])],
+        initializer=weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    x = np.random.default_rng(0).standard_normal((1, 4, 3, 3)).astype(np.float32)
-    (expected,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    rng = np.random.default_rng(0)
+    feed = {"x": rng.integers(0, 256, (2, 5, 4, 4), dtype=np.uint8), "f": rng.standard_normal((2, 5, 4, 4)).astype(np.float32)}
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph as written
+    expected = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(None, feed)
 
-    expanded = expand_prelu(model)
+    rewritten = integer_prelu(model)
 
-    assert "PRelu" not in {node.op_type for node in expanded.graph.node}
-    (out,) = ort.InferenceSession(expanded.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    assert [n.op_type for n in rewritten.graph.node] == ["Clip", "Clip", "QLinearConv", "QLinearAdd", "PRelu"]
+    onnx.checker.check_model(rewritten)
+    quantised, untouched = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    assert np.abs(quantised.astype(int) - expected[0].astype(int)).max() <= 1
+    np.testing.assert_array_equal(untouched, expected[1])
 
 
 @pytest.mark.parametrize("name", INT8)
@@ -179,7 +197,8 @@ def test_int8_models_are_static_qdq_graphs_at_the_stored_ranges(settings, name):
     model = onnx.load(str(model_path(settings.model_cache, f"{name}_int8")))
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
-    assert "PRelu" not in ops  # expanded (workers/quantize.py)
+    assert "PRelu" not in ops and "Min" not in ops  # run on uint8 (workers/quantize.integer_prelu)
+    assert {"Clip", "QLinearAdd"} <= ops
     assert TensorProto.INT8 in {t.data_type for t in model.graph.initializer}
     manifest = json.loads((settings.model_cache / MANIFEST).read_text())
     assert manifest[f"{name}_int8"]["recipe_sha256"] == recipe_digest(name)

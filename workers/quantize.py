@@ -28,7 +28,7 @@ RANGES_DIR = Path(__file__).with_name("int8")
 MIN_OPSET = 13
 # How quantize_model edits a graph. Part of the recipe's digest (recipe_digest), so a cache
 # built by an earlier recipe is rebuilt by ``facesvc models`` rather than kept.
-RECIPE = "batchnorm folded into conv; prelu as x + (a-1)*min(x,0)"
+RECIPE = "batchnorm folded into conv; prelu on uint8: max and min by clip, depthwise 1x1 qlinearconv by a, qlinearadd"
 
 
 def ranges_path(name: str) -> Path:
@@ -52,9 +52,9 @@ def recipe_digest(name: str) -> str:
 def quantize_model(src: Path, dst: Path, ranges: Path) -> None:
     """Write the static int8 QDQ graph of the fp32 graph ``src`` at the stored ``ranges``,
     BatchNormalization folded into the convolutions before (``fold_batchnorm``) and PRelu
-    expanded after (``expand_prelu``). Deterministic: the same inputs give the same bytes."""
+    run on uint8 after (``integer_prelu``). Deterministic: the same inputs give the same bytes."""
     quantize_static_qdq(fold_batchnorm(prepared(onnx.load(str(src)))), dst, ranges)
-    model = expand_prelu(onnx.load(str(dst)))
+    model = integer_prelu(onnx.load(str(dst)))
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
 
@@ -133,33 +133,73 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
     return _without_unread_weights(model)
 
 
-def expand_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Every PRelu(x, a) replaced by x + (a - 1) * Min(x, 0), the same function for any slope.
+def integer_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Each PRelu that the quantiser left between a DequantizeLinear and a QuantizeLinear
+    computed on the uint8 tensors instead: PRelu(y) = max(y, 0) + a * min(y, 0) as
 
-    ONNX Runtime has no int8 PRelu, and its fp32 PRelu broadcasts the per-channel slope element
-    by element: in SFace it took longer than all the convolutions. The three plain elementwise
-    ops are vectorised (four, Relu(x) + a * (x - Relu(x)), cost 0.8 ms more); in the QDQ graph
-    they sit between a DequantizeLinear and a QuantizeLinear, so the convolutions around them
-    still fuse into QLinearConv. The slopes must be weights of the graph."""
+    - two Clips of the uint8 input at its zero point: max(y, 0) and min(y, 0), exactly;
+    - a 1x1 depthwise QLinearConv of min(y, 0) by the slopes a: each channel's int8 weight is
+      +-127 at its own scale, so every slope is exact (QLinearMul's one scale for all of them
+      is not, and was slower). It writes at the PRelu output's stored scale: wherever it is
+      not zero it is the output;
+    - QLinearAdd of the two at the PRelu output's scale, so each value is rounded once, as by
+      the QuantizeLinear it replaces.
+
+    ONNX Runtime has no int8 PRelu: left as it is, each PRelu dequantises, runs in fp32 and
+    quantises again, which in SFace took more time than all its convolutions (bench/int8.py).
+    PRelus in any other place, or whose slopes are not a weight of one per channel, are left
+    as they are."""
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    zero = "prelu_zero"
-    graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), zero))
+    readers = Counter(name for node in graph.node for name in node.input)
+    readers.update(output.name for output in graph.output)
+    writers = {out: node for node in graph.node for out in node.output}
+    quantizers = {node.input[0]: node for node in graph.node if node.op_type == "QuantizeLinear"}
+    rewritten: dict[int, list[onnx.NodeProto]] = {}
+    removed: set[int] = set()
+    for prelu in (n for n in graph.node if n.op_type == "PRelu"):
+        dequantize, quantize = writers.get(prelu.input[0]), quantizers.get(prelu.output[0])
+        slopes = numpy_helper.to_array(weights[prelu.input[1]]) if prelu.input[1] in weights else None
+        if (
+            dequantize is None or dequantize.op_type != "DequantizeLinear" or readers[prelu.input[0]] != 1
+            or quantize is None or readers[prelu.output[0]] != 1
+            or slopes is None or slopes.ndim != 3 or slopes.shape[1:] != (1, 1)
+        ):
+            continue
+        y, y_scale, y_zero = dequantize.input
+        slopes = slopes.reshape(-1).astype(np.float64)
+        kernel_scale = np.where(slopes == 0, 1.0, np.abs(slopes) / 127.0)
+        stem = f"{prelu.output[0]}_uint8"
+        graph.initializer.extend([
+            numpy_helper.from_array(np.round(slopes / kernel_scale).astype(np.int8).reshape(-1, 1, 1, 1), f"{stem}_w"),
+            numpy_helper.from_array(kernel_scale.astype(np.float32), f"{stem}_w_scale"),
+            numpy_helper.from_array(np.zeros(slopes.size, np.int8), f"{stem}_w_zero"),
+        ])
+        out_scale, out_zero = quantize.input[1:]
+        rewritten[id(dequantize)] = [
+            helper.make_node("Clip", [y, y_zero], [f"{stem}_pos"], name=f"{stem}_max"),
+            helper.make_node("Clip", [y, "", y_zero], [f"{stem}_neg"], name=f"{stem}_min"),
+            helper.make_node(
+                "QLinearConv",
+                [f"{stem}_neg", y_scale, y_zero, f"{stem}_w", f"{stem}_w_scale", f"{stem}_w_zero", out_scale, out_zero],
+                [f"{stem}_scaled"], name=f"{stem}_slope", group=slopes.size, kernel_shape=[1, 1],
+            ),
+            helper.make_node(
+                "QLinearAdd", [f"{stem}_pos", y_scale, y_zero, f"{stem}_scaled", out_scale, out_zero, out_scale, out_zero],
+                [quantize.output[0]], name=f"{stem}_add", domain="com.microsoft",
+            ),
+        ]
+        removed.update((id(prelu), id(quantize)))
     nodes = []
     for node in graph.node:
-        if node.op_type != "PRelu":
+        if id(node) in rewritten:
+            nodes += rewritten[id(node)]
+        elif id(node) not in removed:
             nodes.append(node)
-            continue
-        x, slope = node.input
-        stem = f"{node.output[0]}_prelu"
-        graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(weights[slope]) - np.float32(1), f"{stem}_slope"))
-        nodes += [
-            helper.make_node("Min", [x, zero], [f"{stem}_neg"], name=f"{stem}_min"),
-            helper.make_node("Mul", [f"{stem}_neg", f"{stem}_slope"], [f"{stem}_scaled"], name=f"{stem}_mul"),
-            helper.make_node("Add", [x, f"{stem}_scaled"], [node.output[0]], name=f"{stem}_add"),
-        ]
     del graph.node[:]
     graph.node.extend(nodes)
+    if rewritten and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return _without_unread_weights(model)
 
 
