@@ -19,7 +19,7 @@ from workers.embedder import FR_FEATURE, SFACE, Embedder
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
 from workers.pipeline import BATCHED, INT8, open_model
 from workers.quantize import fold_batchnorm, integer_prelu, quantize_model, ranges_path, recipe_digest
-from workers.session import CUDA, OpenCvSession, OrtSession, load_cuda_libraries, ort_providers
+from workers.session import CUDA, OrtSession, load_cuda_libraries, ort_providers
 
 
 @pytest.fixture
@@ -277,10 +277,10 @@ def test_int8_embeddings_of_real_faces_agree_with_fp32(settings, pipeline, spec)
     assert (fp32 @ int8.T)[~np.eye(len(paths), dtype=bool)].max() < 0.6
 
 
-def test_the_default_pipeline_runs_sface_from_its_int8_graph_and_fr_feature_in_fp32(pipeline):
+def test_the_default_pipeline_runs_both_embedders_from_their_int8_graphs(pipeline):
     sface, fr_feature = pipeline.embedder.parts
-    assert pipeline.precision == "int8"
-    assert isinstance(sface.session, OrtSession) and isinstance(fr_feature.session, OpenCvSession)
+    assert pipeline.precision == "int8" and INT8 == ("sface", "fr_feature")
+    assert isinstance(sface.session, OrtSession) and isinstance(fr_feature.session, OrtSession)  # fp32: OpenCV
     assert pipeline.model_id == "sface+fr_feature"  # int8 and fp32 embeddings are one model's
 
 

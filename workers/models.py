@@ -60,6 +60,13 @@ SFACE_MODEL = ModelSpec(
     "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
     dequantize=True,
 )
+FR_FEATURE_MODEL = ModelSpec(
+    "fr_feature",
+    "npm",
+    "faceplugin-face-recognition-js@0.0.1",
+    "package/model/fr_feature.onnx",
+    "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
+)
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -72,15 +79,10 @@ MODELS: dict[str, ModelSpec] = {
             dequantize=True,
         ),
         SFACE_MODEL,
-        ModelSpec(
-            "fr_feature",
-            "npm",
-            "faceplugin-face-recognition-js@0.0.1",
-            "package/model/fr_feature.onnx",
-            "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
-        ),
-        # SFace's int8 compute graph (workers/quantize.py), chosen by bench/int8.py and bench/lfw.py.
+        FR_FEATURE_MODEL,
+        # The embedders' int8 compute graphs (workers/quantize.py), chosen by bench/int8.py and bench/lfw.py.
         replace(SFACE_MODEL, name="sface_int8", quantize_as="sface"),
+        replace(FR_FEATURE_MODEL, name="fr_feature_int8", quantize_as="fr_feature"),
         # Attribute heads (workers/heads.py), chosen by bench/attributes.py.
         ModelSpec(
             "fr_landmark",
