@@ -209,6 +209,20 @@ def test_built_indexes_are_chunked_and_the_newest_position_wins(redis, request):
     assert np.array_equal(built.get(app, "g").blob, blob[:10])
 
 
+def test_deleting_a_group_deletes_its_stored_index(redis_client):
+    app = secrets.token_hex(4)
+    library = offline_library(redis_client, "model")
+    for group in ("gone", "kept"):
+        library.add_group(app, group)
+        assert library.built.put(app, group, np.zeros(CHUNK_BYTES + 1, np.uint8), "100-1")
+
+    library.delete_group(app, "gone")
+
+    assert library.built.get(app, "gone") is None
+    assert not list(redis_client.scan_iter(match=f"fs:{{{app}}}:built:model:gone*", count=1000))
+    assert library.built.get(app, "kept") is not None
+
+
 def _wait_for(found, seconds: float = 10.0):
     """What ``found`` returns once it is truthy (the index is stored in a background thread)."""
     for _ in range(int(seconds / 0.05)):

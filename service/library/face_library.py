@@ -15,6 +15,7 @@ import numpy as np
 
 from index.search import Hit, VectorSearch
 from service.errors import FaceError
+from service.store.built_indexes import BuiltIndexStore
 from service.store.faces import FaceRecord, FaceStore, TokenFace, face_token
 
 # Candidates an identify asks the index for, per user and face wanted: each costs an owner read
@@ -51,6 +52,7 @@ class Library:
         self.store = store
         self.index = index
         self.model_id = model_id
+        self.built = BuiltIndexStore(store.redis, model_id)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -111,6 +113,7 @@ class Library:
 
     def delete_group(self, app: str, group: str) -> None:
         self.store.delete_group(app, group)
+        self.built.drop(app, group)  # a lazily loaded index's stored copy (index/lazy.py)
         self.index.catch_up(app)
 
     def remember_faces(self, app: str, faces: Sequence[tuple[str, str, str, np.ndarray, str, str]], ttl: int, cap: int) -> None:

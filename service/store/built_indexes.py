@@ -92,3 +92,12 @@ class BuiltIndexStore:
         if old_generation:
             self.redis.delete(*(keys.built_chunk(app, self.model_id, group, old_generation, n) for n in range(old_chunks)))
         return True
+
+    def drop(self, app: str, group: str) -> None:
+        """Forget the group's stored index: the group was deleted, and a 300k-face index is
+        ~50 MB of Redis. (A node storing the same group at that very moment may leave its new
+        chunks behind; a later store of a group of that name replaces them.)"""
+        record_key = keys.built_index(app, self.model_id, group)
+        generation, chunks = self.redis.hmget(record_key, "gen", "chunks")
+        names = [keys.built_chunk(app, self.model_id, group, generation.decode(), n) for n in range(int(chunks))] if generation else []
+        self.redis.delete(record_key, *names)
