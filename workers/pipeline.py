@@ -50,7 +50,7 @@ BACKENDS: dict[str, Backend] = {
     "fr_feature_int8": "ort",
 }
 # Embedders run from an int8 graph (workers/quantize.py) when the precision is "int8": SFace 15.2
-# -> 6.6 ms a face, fr_feature 5.9 -> 2.8 ms, LFW View 2 fused 99.60 % against fp32's 99.57 %
+# -> 6.6 ms a face, fr_feature 5.9 -> 3.4 ms, LFW View 2 fused 99.60 % against fp32's 99.57 %
 # (bench/int8.py, bench/lfw.py; README "Performance").
 INT8 = ("sface", "fr_feature")
 # The models every identify runs: opened for any batch size, and micro-batched across
