@@ -81,8 +81,7 @@ MODELS: dict[str, ModelSpec] = {
         SFACE_MODEL,
         FR_FEATURE_MODEL,
         # The embedders' int8 compute graphs (workers/quantize.py), chosen by bench/int8.py and bench/lfw.py.
-        replace(SFACE_MODEL, name="sface_int8", quantize_as="sface"),
-        replace(FR_FEATURE_MODEL, name="fr_feature_int8", quantize_as="fr_feature"),
+        *(replace(spec, name=f"{spec.name}_int8", quantize_as=spec.name) for spec in (SFACE_MODEL, FR_FEATURE_MODEL)),
         # Attribute heads (workers/heads.py), chosen by bench/attributes.py.
         ModelSpec(
             "fr_landmark",

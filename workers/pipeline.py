@@ -23,7 +23,7 @@ from workers.detector import Detection
 from workers.heads import HEADS, Heads, landmarks68
 from workers.image import DecodeLimits, decode_image
 from workers.landmarks import arcface_five
-from workers.models import verify_models
+from workers.models import MODELS, verify_models
 from workers.session import Backend, ModelSession, open_session, uses_gpu
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,12 @@ PROFILES: dict[str, tuple[EmbedderSpec, ...]] = {
     "fused": (SFACE, FR_FEATURE),
     "fast": (FR_FEATURE,),
 }
+# Each embedder's int8 graph (workers/quantize.py) by the model it is made from: the ones
+# workers/models.py quantises. They run when the precision is "int8": SFace 15.2 -> 6.6 ms a face,
+# fr_feature 5.9 -> 3.4 ms, LFW View 2 fused 99.60 % against fp32's 99.57 % (bench/int8.py,
+# bench/lfw.py; README "Performance").
+INT8_GRAPHS: dict[str, str] = {spec.quantize_as: spec.name for spec in MODELS.values() if spec.quantize_as}
+INT8 = tuple(INT8_GRAPHS)
 # Fastest CPU runtime per model, measured on 2 cores (bench/attributes.py; README,
 # "Performance"); a GPU always uses ORT.
 BACKENDS: dict[str, Backend] = {
@@ -44,18 +50,13 @@ BACKENDS: dict[str, Backend] = {
     "fr_liveness": "opencv",
     "dlib_age": "ort",
     "dlib_gender": "ort",
-    # int8 QDQ graph: ONNX Runtime's QLinearConv is the int8 path that pays on CPU (OpenCV
-    # DNN's new engine cannot import it, its classic one runs it no faster than fp32).
-    "sface_int8": "ort",
-    "fr_feature_int8": "ort",
+    # int8 QDQ graphs: ONNX Runtime's QLinearConv is the int8 path that pays on CPU (OpenCV
+    # DNN's new engine cannot import them, its classic one runs them no faster than fp32).
+    **{graph: "ort" for graph in INT8_GRAPHS.values()},
 }
-# Embedders run from an int8 graph (workers/quantize.py) when the precision is "int8": SFace 15.2
-# -> 6.6 ms a face, fr_feature 5.9 -> 3.4 ms, LFW View 2 fused 99.60 % against fp32's 99.57 %
-# (bench/int8.py, bench/lfw.py; README "Performance").
-INT8 = ("sface", "fr_feature")
 # The models every identify runs: opened for any batch size, and micro-batched across
 # concurrent requests when batching is on.
-BATCHED = ("yunet", "fr_landmark", "sface", "fr_feature", "sface_int8", "fr_feature_int8")
+BATCHED = ("yunet", "fr_landmark", "sface", "fr_feature", *INT8_GRAPHS.values())
 
 
 class NoFaceError(ValueError):
@@ -82,7 +83,7 @@ class PipelineOptions:
 
 def model_file(name: str, precision: str) -> str:
     """The cached model file that runs model ``name`` at ``precision``."""
-    return f"{name}_int8" if precision == "int8" and name in INT8 else name
+    return INT8_GRAPHS.get(name, name) if precision == "int8" else name
 
 
 class Pipeline:
