@@ -35,9 +35,25 @@ MAX_TOMBSTONES = 1_000
 INT_BYTES = 32
 
 
+# OpenMP's thread count is a setting of each thread, not of the process: set once at start, it
+# did not reach the request threads gunicorn starts later, whose searches ran a team of every
+# core. So each thread that calls FAISS applies the count before its first call.
+_threads = 1
+_applied = threading.local()
+
+
 def set_threads(count: int) -> None:
-    """FAISS's OpenMP threads for this process (a process-wide setting)."""
-    faiss.omp_set_num_threads(count)
+    """FAISS's OpenMP threads for every thread of this process that calls FAISS."""
+    global _threads
+    _threads = count
+    use_threads()
+
+
+def use_threads() -> None:
+    """Apply ``set_threads``'s count to the calling thread (once, until it changes)."""
+    if getattr(_applied, "count", None) != _threads:
+        faiss.omp_set_num_threads(_threads)
+        _applied.count = _threads
 
 
 class GroupIndex:
@@ -93,6 +109,7 @@ class GroupIndex:
             return set(self._ids)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        use_threads()
         with self._lock:
             fresh = np.array([i not in self._ids and i not in self._tombstones for i in ids.tolist()], dtype=bool)
             if not fresh.any():
@@ -116,6 +133,7 @@ class GroupIndex:
 
     def compact(self) -> int:
         """Remove the tombstoned ids from FAISS; returns how many."""
+        use_threads()
         with self._lock:
             if not self._tombstones:
                 return 0
@@ -127,6 +145,7 @@ class GroupIndex:
         """(similarities, ids, exact) of the k nearest faces, best first; ``exact`` tells whether
         the similarities are exact (flat) or approximate (PQ, then RERANK_POOL at least) at the
         time of this search."""
+        use_threads()
         with self._lock:
             exact = self.exact
             k = min(k if exact else max(k, RERANK_POOL), len(self._ids))

@@ -64,6 +64,25 @@ def test_similarity_transform_of_a_mirrored_point_set_is_still_a_rotation_not_a_
     assert np.linalg.det(matrix[:, :2]) > 0
 
 
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Umeyama's similarity by SVD, with its reflection guard: the reference the closed form
+    in workers/align.py must equal."""
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    u, s, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
+    d = np.array([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    linear = (s * d).sum() / ((src_c**2).sum() / len(src)) * (u @ np.diag(d) @ vt)
+    return np.hstack([linear, (dst_mean - linear @ src_mean)[:, None]])
+
+
+def test_similarity_transform_equals_umeyamas_svd_solution_on_noisy_and_mirrored_points():
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        src = ARCFACE_TEMPLATE + rng.normal(0, 3, (5, 2))
+        dst = rng.normal(0, 40, (5, 2)) if trial % 2 else src * np.array([-1.0, 1.0]) + rng.normal(0, 2, (5, 2))
+        np.testing.assert_allclose(similarity_transform(src, dst), umeyama(src, dst), atol=1e-9)
+
+
 def test_align_face_on_the_template_points_is_the_identity_crop():
     image = np.random.default_rng(1).integers(0, 256, (112, 112, 3), dtype=np.uint8)
     crop = align_face(image, ARCFACE_TEMPLATE.copy())

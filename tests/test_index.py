@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
+import faiss
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from index.group_index import RERANK_POOL, GroupIndex
+from index.group_index import RERANK_POOL, GroupIndex, set_threads
 from index.registry import IndexRegistry
 from index.snapshot import SnapshotStore, stream_key
 from config.defaults import Index, load_settings
@@ -110,6 +112,24 @@ def test_a_flat_group_answers_the_k_asked_and_a_quantised_one_a_pool_to_rerank()
     assert len(pool) == RERANK_POOL and not pool[0].exact
     both = registry.search("app", ["flat", "quantised"], vectors[0], 10)
     assert len(both) == RERANK_POOL and both[0].face_id == 0
+
+
+def test_the_faiss_thread_setting_reaches_threads_started_after_it():
+    """OpenMP keeps the thread count per thread: set at start, it did not reach gunicorn's
+    request threads, whose every search ran (and spun) a team of all cores."""
+    set_threads(1)
+    index = GroupIndex(DIM, approx_from=1000)
+    index.add(np.arange(10, dtype=np.int64), unit_vectors(10))
+    seen = []
+
+    def request_thread() -> None:
+        index.search(unit_vectors(1, seed=3)[0], 1)
+        seen.append(faiss.omp_get_max_threads())
+
+    thread = threading.Thread(target=request_thread)
+    thread.start()
+    thread.join()
+    assert seen == [1]
 
 
 def test_registry_merges_the_top_k_of_several_groups():

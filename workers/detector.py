@@ -38,7 +38,7 @@ class Detector:
         """All faces above the threshold, largest first, in ``image``'s coordinates."""
         feed, scale = self.canvas(image)
         outputs = self.session.run(feed)
-        boxes, scores, points = decode_yunet(outputs, feed.shape[-1])
+        boxes, scores, points = decode_yunet(outputs, feed.shape[-1], self.threshold)
         faces = nms(boxes, scores, points, self.threshold)
         faces = [
             Detection(tuple(float(v) / scale for v in box), score, pts / scale)
@@ -67,30 +67,29 @@ def canvas_size(shape: tuple[int, int]) -> int:
     return min(INPUT_SIZE, -(-(max(shape) + CANVAS_MARGIN) // stride) * stride)
 
 
-def decode_yunet(outputs: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """YuNet's 12 outputs (cls, obj, bbox, kps per stride) -> boxes (x, y, w, h), scores, 5x2 points."""
+def decode_yunet(outputs: list[np.ndarray], size: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YuNet's 12 outputs (cls, obj, bbox, kps per stride) -> boxes (x, y, w, h), scores, 5x2
+    points of the anchors scoring at least ``threshold`` (only those are decoded: a 384 canvas
+    has 3,024 anchors and a photo a few dozen above the threshold)."""
     count = len(STRIDES)
     boxes, scores, points = [], [], []
     for i, stride in enumerate(STRIDES):
-        cls = outputs[i].reshape(-1)
-        obj = outputs[count + i].reshape(-1)
-        bbox = outputs[2 * count + i].reshape(-1, 4)
-        kps = outputs[3 * count + i].reshape(-1, 5, 2)
+        score = np.sqrt(np.clip(outputs[i].reshape(-1), 0, 1) * np.clip(outputs[count + i].reshape(-1), 0, 1))
+        index = np.flatnonzero(score >= threshold)
+        bbox = outputs[2 * count + i].reshape(-1, 4)[index]
+        kps = outputs[3 * count + i].reshape(-1, 5, 2)[index]
         cols = size // stride
-        index = np.arange(cls.size)
         grid = np.stack([index % cols, index // cols], axis=1).astype(np.float32)
-        score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
         centre = (grid + bbox[:, :2]) * stride
         wh = np.exp(bbox[:, 2:]) * stride
         boxes.append(np.concatenate([centre - wh / 2, wh], axis=1))
-        scores.append(score)
+        scores.append(score[index])
         points.append((grid[:, None, :] + kps) * stride)
     return np.concatenate(boxes), np.concatenate(scores), np.concatenate(points)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, threshold: float):
-    keep = scores >= threshold
-    boxes, scores, points = boxes[keep], scores[keep], points[keep]
+    """The candidates ``decode_yunet`` kept, overlapping ones merged into the best."""
     if not len(scores):
         return []
     chosen = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), threshold, NMS_IOU)
