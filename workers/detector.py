@@ -11,7 +11,7 @@ from workers.session import ModelSession
 STRIDES = (8, 16, 32)
 INPUT_SIZE = 640  # the 2023mar ONNX export's input; the largest canvas the detector uses
 NMS_IOU = 0.3
-CANVAS_MARGIN = 128  # pixels of zero padding right of and below the image (canvas_size)
+CANVAS_MARGIN = 96  # pixels of zero padding right of and below the image (canvas_size)
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,20 @@ class Detector:
 
 def canvas_size(shape: tuple[int, int]) -> int:
     """The square the image is padded into: its longer side plus CANVAS_MARGIN, rounded up to
-    YuNet's largest stride. A 250 px LFW photo costs a 384x384 pass, 2.7x less than 640x640.
+    YuNet's largest stride. A 250 px LFW photo costs a 352x352 pass, 3.3x less than 640x640.
 
-    The margin keeps the zero padding the 640 canvas gave the network's deep layers: without it
-    landmarks moved by 1.4 px (median) on LFW photos; with 128 px they are the 640 canvas's to
-    3e-5 px on 299 of 300 photos (one marginal extra face in the other)."""
+    The margin keeps the zero padding the 640 canvas gave the network's deep layers
+    (bench/canvas.py, LFW View 2): with 96 px the largest face's box and points are the 640
+    canvas's to 0.003 px (p90), as with 128 px, for 0.55 ms less a photo; with 64 px they move
+    0.44 px (median) and View 2 loses 0.07 points; with none, 1.1 px."""
     stride = STRIDES[-1]
     return min(INPUT_SIZE, -(-(max(shape) + CANVAS_MARGIN) // stride) * stride)
 
 
 def decode_yunet(outputs: list[np.ndarray], size: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """YuNet's 12 outputs (cls, obj, bbox, kps per stride) -> boxes (x, y, w, h), scores, 5x2
-    points of the anchors scoring at least ``threshold`` (only those are decoded: a 384 canvas
-    has 3,024 anchors and a photo a few dozen above the threshold)."""
+    points of the anchors scoring at least ``threshold`` (only those are decoded: a 352 canvas
+    has 2,541 anchors and an LFW photo a median of 9 above the threshold)."""
     count = len(STRIDES)
     boxes, scores, points = [], [], []
     for i, stride in enumerate(STRIDES):
