@@ -210,8 +210,9 @@ class Params:
             raise FaceError(216101, "missing image")
         if len(raw) >= limit:
             raise FaceError(216202, f"encoded images must be smaller than {limit} bytes")
-        # A data: header carries a comma of its own; base64 never contains ':' or ';'.
-        parts = _DATA_URL.sub("", raw).split(",")
+        # A data: header carries a comma of its own; base64 never contains ':' or ';' (so
+        # without a ';' there is no header to look for: the scan costs 0.1 ms a photo).
+        parts = (_DATA_URL.sub("", raw) if ";" in raw else raw).split(",")
         if len(parts) > MAX_IMAGES:
             raise FaceError(216103, f"more than {MAX_IMAGES} images")
         return parts
@@ -266,6 +267,11 @@ def _json_object(raw: bytes) -> Mapping[str, Any]:
 def decode_base64(text: str) -> bytes:
     """Base64 -> bytes. Tolerates whitespace, missing padding, the URL-safe alphabet, and '+'
     that a careless client sent un-encoded in a form (it arrives as a space)."""
+    if text:
+        try:  # the usual, well-formed text: none of the repairs below would change it
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            pass
     text = _WHITESPACE.sub("", text.strip().replace(" ", "+")).translate(_URLSAFE)
     if not text:
         raise FaceError(216200, "image is empty")
