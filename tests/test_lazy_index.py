@@ -14,7 +14,7 @@ import requests
 from bench.nodes import people, v3
 from index.group_index import GroupIndex
 from index.lazy import RESTORE_SHARE
-from service.library.face_library import NewFace
+from service.library.face_library import NewFace, token_of
 from service.library.indexes import start_lazy_indexes
 from service.library.offline import offline_library
 from service.ops.local_server import start_gunicorn, stop_gunicorn
@@ -220,6 +220,27 @@ def test_deleting_a_group_deletes_its_stored_index(redis_client):
 
     assert library.built.get(app, "gone") is None
     assert not list(redis_client.scan_iter(match=f"fs:{{{app}}}:built:model:gone*", count=1000))
+    assert library.built.get(app, "kept") is not None
+
+
+def test_a_group_its_last_user_leaves_loses_its_stored_index(redis_client):
+    """v2 has no group/delete: a group is gone when its last user leaves (user/delete or its
+    last face deleted), and its stored index with it; a group with users keeps its copy."""
+    app = secrets.token_hex(4)
+    library = offline_library(redis_client, "model")
+    vector = unit_vectors(1)[0]
+    library.put_faces(app, "u", ["left", "kept"], [NewFace("d1", vector)], "", replace=False)
+    library.put_faces(app, "v", ["kept", "by_face"], [NewFace("d2", vector)], "", replace=False)
+    for group in ("left", "kept", "by_face"):
+        assert library.built.put(app, group, np.zeros(CHUNK_BYTES + 1, np.uint8), "100-1")
+
+    library.remove_user(app, "u", ["left"])
+    face = library.store.user_faces(app, "by_face", "v")[0]
+    library.delete_face(app, "v", "by_face", token_of(app, face))
+
+    for group in ("left", "by_face"):
+        assert library.built.get(app, group) is None
+        assert not list(redis_client.scan_iter(match=f"fs:{{{app}}}:built:model:{group}*", count=1000))
     assert library.built.get(app, "kept") is not None
 
 
