@@ -150,7 +150,7 @@ def bench_size(gallery: np.ndarray, probes: dict[str, np.ndarray], args) -> dict
     flat_rss = rss() - before
     exact = {name: flat.search(p, 1)[1][:, 0] for name, p in probes.items()}
     everyone = np.concatenate(list(probes.values()))
-    flat_figures = measure(lambda q: flat.search(q[None], CANDIDATES), everyone, args.threads)
+    flat_figures = measure(lambda q, index=flat: index.search(q[None], CANDIDATES), everyone, args.threads)
     flat_figures.update(build_s=flat_build, rss_mb=flat_rss / 1e6, load_s=flat_load_seconds(flat))
     del flat
 
@@ -159,8 +159,8 @@ def bench_size(gallery: np.ndarray, probes: dict[str, np.ndarray], args) -> dict
     grown = rss() - before
     group = registry.group("bench", "group")
 
-    def candidates(probe: np.ndarray) -> np.ndarray:
-        return group.search(probe, CANDIDATES)[1]
+    def candidates(probe: np.ndarray, index=group) -> np.ndarray:  # bound now: ``group`` is deleted below
+        return index.search(probe, CANDIDATES)[1]
 
     def reranked(probe: np.ndarray, stored: np.ndarray = gallery) -> int:
         found = candidates(probe)
