@@ -101,8 +101,9 @@ class Index(BaseModel, frozen=True):
     # Seconds between index snapshots under <data_dir>/index (written only when something
     # changed, and at shutdown): a restart replays just the changes made since the newest one.
     snapshot_seconds: float = Field(300.0, gt=0)
-    # FAISS OpenMP threads. Requests already run in parallel (threads, workers); on a busy
-    # 2-core machine OpenMP's spinning threads made a flat search of 20k faces 10x slower.
+    # FAISS OpenMP threads of every thread that searches (index/group_index.use_threads).
+    # Requests already run in parallel (threads, workers); on a busy 2-core machine OpenMP's
+    # spinning threads made a flat search of 20k faces 10x slower.
     threads: int = Field(1, ge=1)
     # MB of indexes a node holds, shared evenly by its workers; 0: every group, always (and
     # snapshots on disk). Otherwise a group is loaded on first use, from the index stored in
