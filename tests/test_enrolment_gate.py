@@ -15,7 +15,9 @@ from service.library.enrolment import Measures, failure
 from tests.helpers import LFW, BaiduClient, V3Client, assert_ok, b64, client_of, photo, v3_result
 
 PORTRAIT = "images/person05/img62.jpg"  # a sharp frontal faces-smoke portrait, face ~190 px wide
-# An LFW photo whose face is turned ~59 degrees (yaw): the enrolment gate's bench measured it.
+# An LFW photo whose face is turned ~60 degrees (yaw): the enrolment gate's bench measured it at
+# 59 degrees, the pose head reads 61 since the detector's canvas margin went 128 -> 96 px (its box
+# is one of the 0.7 % of LFW boxes that moved more than 1 px, bench/canvas.py).
 TURNED = b64((LFW / "images/Susan_Sarandon/Susan_Sarandon_0001.jpg").read_bytes())
 
 
@@ -39,7 +41,7 @@ REFUSALS = {
     "dark": (DARK, 223115, "illumination 14, enrolment needs 40-255"),
     "cut": (CUT, 223116, "face cut by the photo's edge"),
     "tiny": (TINY, 223118, "px wide, enrolment needs at least 36 px"),
-    "turned": (TURNED, 223118, "yaw 59 degrees, enrolment allows at most 40 either way"),
+    "turned": (TURNED, 223118, "yaw 61 degrees, enrolment allows at most 40 either way"),
 }
 
 

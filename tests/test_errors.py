@@ -15,7 +15,7 @@ from tests.helpers import LFW, ROOT, BaiduClient, b64, client_of, photo, readme_
 from bench.forged_images import plain, png_header
 
 FACE = "images/person05/img62.jpg"
-TURNED = (LFW / "images/Susan_Sarandon/Susan_Sarandon_0001.jpg").read_bytes()  # yaw ~59 degrees
+TURNED = (LFW / "images/Susan_Sarandon/Susan_Sarandon_0001.jpg").read_bytes()  # yaw ~60 degrees
 GETLIST = "faceset/group/getlist"
 
 

@@ -17,7 +17,7 @@ from tests.helpers import LFW, V3Client, assert_v3_error, b64, client_of, photo,
 
 FACE = b64(photo("images/person05/img62.jpg"))
 OTHER = b64(photo("images/person02/img12.jpg"))
-# An LFW photo whose face is turned ~59 degrees (yaw): refused by the enrolment gate.
+# An LFW photo whose face is turned ~60 degrees (yaw): refused by the enrolment gate.
 TURNED = b64((LFW / "images/Susan_Sarandon/Susan_Sarandon_0001.jpg").read_bytes())
 # An LFW photo whose face fr_liveness scores below 0.001 (README, "Liveness").
 UNLIVELY = b64((LFW / "images/Alejandro_Avila/Alejandro_Avila_0001.jpg").read_bytes())
