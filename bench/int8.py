@@ -3,16 +3,17 @@
 For YuNet, SFace and fr_feature: the fp32 graph in ONNX Runtime and OpenCV DNN, ONNX Runtime's
 dynamic int8 quantisation (ConvInteger), its static QDQ int8 quantisation (per-channel weights,
 uint8 activations at ranges calibrated on real inputs) as it comes and as ``facesvc models``
-builds it (``qdq_as_built``: BatchNormalization folded, PRelu on uint8;
-workers/quantize.py), and OpenCV DNN's int8 path (its classic engine imports QDQ graphs; the
+builds it (``qdq_as_built``: least-error ranges and bias shifts, bench/int8_calibration.py;
+BatchNormalization folded, PRelu on uint8, workers/quantize.py), and OpenCV DNN's int8 path (its classic engine imports QDQ graphs; the
 new one cannot). One thread, batch 1, the variants interleaved round by round on the same real
 inputs; each variant's outputs compared with fp32's on faces it was not calibrated on.
 
 Inputs are what the pipeline feeds each model (recorded from its sessions): aligned crops and
 detector canvases of ``--calibration`` LFW View 1 training photos that View 2 does not use
 (calibration) and of ``--held-out`` View 2 photos (timing and agreement). ``--write-ranges``
-stores the calibrated ranges of the models the service runs in int8 (``pipeline.INT8``) as
-workers/int8/<model>.json, from which ``facesvc models`` builds their int8 graphs.
+stores the calibrated ranges and bias shifts of the models the service runs in int8
+(``pipeline.INT8``) as workers/int8/<model>.json and <model>.bias.json, from which
+``facesvc models`` builds their int8 graphs.
 
     python -m bench.int8 [--write-ranges] [--out bench/results/int8.json]
 """
@@ -40,7 +41,8 @@ from workers.embedder import Embedder
 from workers.graphs import any_size_input
 from workers.models import model_path
 from workers.pipeline import INT8, Pipeline
-from workers.quantize import prepared, quantize_model, quantize_static_qdq, ranges_path
+from bench.int8_calibration import Feeds, calibrate
+from workers.quantize import biases_path, prepared, quantize_model, quantize_static_qdq, ranges_path, read_biases
 from workers.session import ModelSession, OrtSession
 
 log = logging.getLogger(__name__)
@@ -94,16 +96,6 @@ def held_out_photos(count: int) -> list[str]:
     return [photos[i] for i in np.random.default_rng(1).permutation(len(photos))[:count]]
 
 
-class Feeds:
-    """ONNX Runtime's calibration reader over recorded feeds."""
-
-    def __init__(self, input_name: str, feeds: list[np.ndarray]) -> None:
-        self.items = iter([{input_name: f} for f in feeds])
-
-    def get_next(self) -> dict | None:
-        return next(self.items, None)
-
-
 def fp32_graph(cache: Path, name: str) -> onnx.ModelProto:
     """The graph every variant starts from: YuNet with the service's symbolic canvas size."""
     graph = onnx.load(str(model_path(cache, name)))
@@ -119,12 +111,12 @@ def build_variants(cache: Path, name: str, calibration: list[np.ndarray], work: 
     onnx.save(fp32, str(paths["fp32"]))
     paths["dynamic"] = work / f"{name}_dynamic.onnx"
     quantize_dynamic(paths["fp32"], paths["dynamic"], per_channel=True, weight_type=QuantType.QInt8)
-    ranges = work / f"{name}_ranges.json"
     paths["qdq"] = work / f"{name}_qdq.onnx"
-    quantize_static_qdq(paths["fp32"], paths["qdq"], ranges, Feeds(fp32.graph.input[0].name, calibration))
+    quantize_static_qdq(paths["fp32"], paths["qdq"], work / f"{name}_minmax.json", Feeds(fp32.graph.input[0].name, calibration))
+    paths["ranges"], paths["biases"] = work / f"{name}_ranges.json", work / f"{name}_biases.json"
+    calibrate(paths["fp32"], calibration, paths["ranges"], paths["biases"], work)
     paths["qdq_as_built"] = work / f"{name}_int8.onnx"
-    quantize_model(paths["fp32"], paths["qdq_as_built"], ranges)
-    paths["ranges"] = ranges
+    quantize_model(paths["fp32"], paths["qdq_as_built"], paths["ranges"], read_biases(paths["biases"]))
     return paths
 
 
@@ -188,11 +180,11 @@ def measure(name: str, run_by: dict[str, Runner], feeds: list[np.ndarray], round
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calibration", type=int, default=300, help="View 1 training photos to calibrate on")
+    parser.add_argument("--calibration", type=int, default=1000, help="View 1 training photos to calibrate on")
     parser.add_argument("--held-out", type=int, default=100, help="View 2 photos to time and compare on")
     parser.add_argument("--rounds", type=int, default=200, help="timed calls of each variant")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--write-ranges", action="store_true", help="store the ranges of pipeline.INT8's models in workers/int8/")
+    parser.add_argument("--write-ranges", action="store_true", help="store the ranges and bias shifts of pipeline.INT8's models in workers/int8/")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "int8.json")
     args = parser.parse_args()
     # ONNX Runtime's quantiser logs a line per tensor at INFO on the root logger.
@@ -211,6 +203,7 @@ def main() -> None:
             if args.write_ranges and name in INT8:
                 ranges_path(name).parent.mkdir(exist_ok=True)
                 shutil.copyfile(paths["ranges"], ranges_path(name))
+                shutil.copyfile(paths["biases"], biases_path(name))
     report = {
         "benchmark": "int8",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -218,7 +211,7 @@ def main() -> None:
         "machine": machine_info(),
         "config": {
             "threads": 1, "batch": 1, "rounds": args.rounds, "calibration_photos": args.calibration,
-            "held_out_photos": args.held_out, "calibration": "MinMax, moving average over LFW View 1 training photos outside View 2 (one photo a batch)",
+            "held_out_photos": args.held_out, "calibration": "qdq: ONNX Runtime's MinMax, moving average; qdq_as_built: bench/int8_calibration.py (least-error ranges, bias shifts); LFW View 1 training photos outside View 2",
             "agreement": "cosine of each variant's first output with ONNX Runtime fp32's on held-out View 2 inputs",
         },
         "results": figures,

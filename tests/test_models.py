@@ -19,7 +19,9 @@ from workers.graphs import any_size_input
 from workers.embedder import FR_FEATURE, SFACE, Embedder
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
 from workers.pipeline import BATCHED, INT8, open_model
-from workers.quantize import fold_batchnorm, integer_prelu, quantize_model, ranges_path, recipe_digest
+from workers.quantize import (
+    biases_path, fold_batchnorm, integer_prelu, quantize_model, ranges_path, read_biases, recipe_digest, shift_biases,
+)
 from workers.session import CUDA, OrtSession, load_cuda_libraries, ort_providers
 
 
@@ -249,6 +251,38 @@ def test_fold_batchnorm_keeps_the_function_and_leaves_what_it_cannot_fold():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_shift_biases_subtracts_each_named_convolutions_shift_from_its_output():
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["y"]),
+            helper.make_node("Conv", ["y", "w2"], ["z"]),  # no bias: one is added
+            helper.make_node("Conv", ["z", "w2"], ["out"]),  # not named: left as it is
+        ],
+        "convs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 2, 4, 4]) for name in ("y", "z", "out")],
+        initializer=[
+            numpy_helper.from_array(rng.standard_normal((2, 2, 1, 1)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.array([0.5, -0.5], np.float32), "b"),
+            numpy_helper.from_array(np.eye(2, dtype=np.float32).reshape(2, 2, 1, 1), "w2"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = {"x": rng.standard_normal((1, 2, 4, 4)).astype(np.float32)}
+    y, z, out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)
+    shifts = {"y": np.array([0.25, -1.0]), "z": np.array([2.0, 0.0])}
+
+    shifted = shift_biases(model, shifts)
+
+    onnx.checker.check_model(shifted)
+    y2, z2, out2 = ort.InferenceSession(shifted.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)
+    np.testing.assert_allclose(y2, y - shifts["y"].reshape(1, 2, 1, 1), atol=1e-6)
+    np.testing.assert_allclose(z2, y2 - shifts["z"].reshape(1, 2, 1, 1), atol=1e-6)
+    np.testing.assert_allclose(out2, z2, atol=1e-6)
+    assert "b" not in {t.name for t in shifted.graph.initializer}
+
+
 def test_verify_models_refuses_an_int8_model_quantised_at_other_ranges(cache_copy):
     zero_manifest_digest(cache_copy, "sface_int8", "recipe_sha256")
     with pytest.raises(ModelError, match="other ranges"):
@@ -256,9 +290,9 @@ def test_verify_models_refuses_an_int8_model_quantised_at_other_ranges(cache_cop
 
 
 def test_quantising_again_gives_the_cached_file_byte_for_byte(settings, tmp_path):
-    """``facesvc models`` is deterministic: the same registry file and ranges, the same graph."""
+    """``facesvc models`` is deterministic: the same registry file, ranges and shifts, the same graph."""
     target = tmp_path / "sface_int8.onnx"
-    quantize_model(model_path(settings.model_cache, "sface"), target, ranges_path("sface"))
+    quantize_model(model_path(settings.model_cache, "sface"), target, ranges_path("sface"), read_biases(biases_path("sface")))
     assert sha256_of(target) == sha256_of(model_path(settings.model_cache, "sface_int8"))
 
 

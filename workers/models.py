@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.quantize import quantize_model, ranges_path, recipe_digest
+from workers.quantize import biases_path, quantize_model, ranges_path, read_biases, recipe_digest
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,13 @@ class ModelSpec:
     member: str  # path of the file inside the package archive
     sha256: str  # digest of that member as shipped
     dequantize: bool = False  # int8 block-quantised ONNX that must be turned into fp32
-    # Static int8 QDQ graph of the (fp32) model, at the activation ranges stored beside
-    # workers/quantize.py under this model name.
+    # Static int8 QDQ graph of the (fp32) model, at the activation ranges and bias shifts stored
+    # beside workers/quantize.py under this model name.
     quantize_as: str | None = None
 
     @property
     def recipe_sha256(self) -> str | None:
-        """Digest of what the conversion reads besides the source: the stored ranges and recipe."""
+        """Digest of what the conversion reads besides the source: the stored ranges, shifts and recipe."""
         return recipe_digest(self.quantize_as) if self.quantize_as else None
 
 
@@ -212,7 +212,7 @@ def convert(spec: ModelSpec, raw: Path, target: Path) -> None:
     else:
         shutil.copyfile(raw, fp32)
     if spec.quantize_as:
-        quantize_model(fp32, target, ranges_path(spec.quantize_as))
+        quantize_model(fp32, target, ranges_path(spec.quantize_as), read_biases(biases_path(spec.quantize_as)))
         fp32.unlink()
 
 

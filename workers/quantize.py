@@ -3,9 +3,12 @@
 SFace and fr_feature are over two thirds of an identify's CPU time, nearly all of it in
 convolutions. ONNX Runtime runs a static QDQ graph's convolutions as QLinearConv (VNNI on AMD
 EPYC), over twice as fast as fp32 (bench/int8.py; README, "Performance"). Static quantisation
-needs each activation's range. Those were measured once by bench/int8.py on aligned faces of LFW
-View 1's training photos (none of View 2's, on which accuracy is judged) and are kept beside
-this module (``int8/<model>.json``, ONNX Runtime's own calibration-cache format), so
+needs each activation's range, and rounding every layer's weights and inputs shifts the mean of
+its outputs a little, which the next layers carry on. Both were measured once on aligned faces
+of LFW View 1's training photos (none of View 2's, on which accuracy is judged;
+bench/int8_calibration.py) and are kept beside this module: the ranges as
+``int8/<model>.json`` (ONNX Runtime's own calibration-cache format) and each convolution's
+per-channel shift as ``int8/<model>.bias.json``, subtracted from its bias before quantising. So
 ``facesvc models`` makes the same graph from the same registry file on any machine, without
 photos. Dynamic quantisation (no ranges needed) was measured too: its ConvInteger is slower than
 fp32 on these cores.
@@ -13,6 +16,7 @@ fp32 on these cores.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import Counter
 from contextlib import contextmanager
@@ -28,12 +32,24 @@ RANGES_DIR = Path(__file__).with_name("int8")
 MIN_OPSET = 13
 # How quantize_model edits a graph. Part of the recipe's digest (recipe_digest), so a cache
 # built by an earlier recipe is rebuilt by ``facesvc models`` rather than kept.
-RECIPE = "batchnorm folded into conv; prelu on uint8: max and min by clip, depthwise 1x1 qlinearconv by a, qlinearadd"
+RECIPE = (
+    "batchnorm folded into conv; conv biases less the stored shifts; "
+    "prelu on uint8: max and min by clip, depthwise 1x1 qlinearconv by a, qlinearadd"
+)
 
 
 def ranges_path(name: str) -> Path:
     """The activation ranges the int8 graph of model ``name`` is quantised with."""
     return RANGES_DIR / f"{name}.json"
+
+
+def biases_path(name: str) -> Path:
+    """The per-channel output shifts of model ``name``'s int8 convolutions, by output tensor."""
+    return RANGES_DIR / f"{name}.bias.json"
+
+
+def read_biases(path: Path) -> dict[str, np.ndarray]:
+    return {tensor: np.asarray(shift, np.float64) for tensor, shift in json.loads(path.read_text()).items()}
 
 
 def prepared(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -45,15 +61,17 @@ def prepared(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def recipe_digest(name: str) -> str:
     """Digest of what makes model ``name``'s int8 graph besides its fp32 source: the stored
-    ranges and RECIPE."""
-    return hashlib.sha256(ranges_path(name).read_bytes() + RECIPE.encode()).hexdigest()
+    ranges and shifts, and RECIPE."""
+    stored = ranges_path(name).read_bytes() + biases_path(name).read_bytes()
+    return hashlib.sha256(stored + RECIPE.encode()).hexdigest()
 
 
-def quantize_model(src: Path, dst: Path, ranges: Path) -> None:
-    """Write the static int8 QDQ graph of the fp32 graph ``src`` at the stored ``ranges``,
-    BatchNormalization folded into the convolutions before (``fold_batchnorm``) and PRelu
-    run on uint8 after (``integer_prelu``). Deterministic: the same inputs give the same bytes."""
-    quantize_static_qdq(fold_batchnorm(prepared(onnx.load(str(src)))), dst, ranges)
+def quantize_model(src: Path, dst: Path, ranges: Path, biases: dict[str, np.ndarray]) -> None:
+    """Write the static int8 QDQ graph of the fp32 graph ``src`` at the stored ``ranges``:
+    BatchNormalization folded into the convolutions (``fold_batchnorm``) and their ``biases``
+    shifts subtracted (``shift_biases``) before, PRelu run on uint8 after (``integer_prelu``).
+    Deterministic: the same inputs give the same bytes."""
+    quantize_static_qdq(shift_biases(fold_batchnorm(prepared(onnx.load(str(src)))), biases), dst, ranges)
     model = integer_prelu(onnx.load(str(dst)))
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
@@ -130,6 +148,22 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
         conv.output[0] = stem
     del graph.node[:]
     graph.node.extend(kept)
+    return _without_unread_weights(model)
+
+
+def shift_biases(model: onnx.ModelProto, shifts: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """Each Conv writing a tensor named in ``shifts`` with that per-channel shift subtracted from
+    its bias (a zero bias added where it has none). The int8 graph computes each convolution's
+    mean output that much too high (measured by bench/int8_calibration.py); its quantised bias
+    takes it back, at no cost."""
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    for conv in (n for n in graph.node if n.op_type == "Conv" and n.output[0] in shifts):
+        shift = shifts[conv.output[0]]
+        bias = numpy_helper.to_array(weights[conv.input[2]]).astype(np.float64) if len(conv.input) > 2 else np.zeros(len(shift))
+        name = f"{conv.output[0]}_shifted_b"
+        graph.initializer.append(numpy_helper.from_array((bias - shift).astype(np.float32), name))
+        conv.input[2:] = [name]
     return _without_unread_weights(model)
 
 
