@@ -4,8 +4,8 @@ For YuNet, SFace and fr_feature: the fp32 graph in ONNX Runtime and OpenCV DNN, 
 dynamic int8 quantisation (ConvInteger), its static QDQ int8 quantisation (per-channel weights,
 uint8 activations at ranges calibrated on real inputs) as it comes and as ``facesvc models``
 builds it (``qdq_as_built``: least-error ranges and bias shifts, bench/int8_calibration.py;
-BatchNormalization folded, PRelu on uint8, workers/quantize.py), and OpenCV DNN's int8 path (its classic engine imports QDQ graphs; the
-new one cannot). One thread, batch 1, the variants interleaved round by round on the same real
+BatchNormalization folded, PRelu on uint8, workers/quantize.py), and OpenCV DNN's int8 path
+(its classic engine imports QDQ graphs; the new one cannot). One thread, batch 1, the variants interleaved round by round on the same real
 inputs; each variant's outputs compared with fp32's on faces it was not calibrated on.
 
 Inputs are what the pipeline feeds each model (recorded from its sessions): aligned crops and
@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 
 import config
+from bench.int8_calibration import Feeds, calibrate
 from bench.lfw import git_revision, machine_info, read_folds
 from bench.lfw_embeddings import LFW_DIR, RESULTS_DIR, load_pipeline, read_pairs
 from workers.detector import Detector
@@ -41,7 +42,6 @@ from workers.embedder import Embedder
 from workers.graphs import any_size_input
 from workers.models import model_path
 from workers.pipeline import INT8, Pipeline
-from bench.int8_calibration import Feeds, calibrate
 from workers.quantize import biases_path, prepared, quantize_model, quantize_static_qdq, ranges_path, read_biases
 from workers.session import ModelSession, OrtSession
 
