@@ -66,6 +66,8 @@ def calibrate(src: Path, feeds: list[np.ndarray], ranges: Path, biases: Path, wo
 def least_error_ranges(model: onnx.ModelProto, tensors: list[str], feeds: list[np.ndarray]) -> dict[str, tuple[float, float]]:
     """(low, high) of each tensor, minimising its uint8 quantisation error over the feeds."""
     session = _session_with_outputs(model, tensors)
+    # Two passes over the feeds: a histogram needs the extremes first, and keeping every
+    # activation of 1,000 faces instead would take ~20 GB.
     extremes = {t: [np.inf, -np.inf] for t in tensors}
     for feed in feeds:
         for tensor, value in zip(tensors, session.run(feed)):
@@ -122,7 +124,8 @@ def own_shifts(quantised: onnx.ModelProto, reference: onnx.ModelProto, feeds: li
     pairs: list[tuple[str, str]] = []
     for conv in [n for n in graph.node if n.op_type == "Conv"]:
         twin = fp32_convs.get(conv.output[0])
-        if twin is None or len(conv.input) < 3 or writers[conv.input[2]].op_type != "DequantizeLinear":
+        bias = writers.get(conv.input[2]) if len(conv.input) > 2 else None
+        if twin is None or bias is None or bias.op_type != "DequantizeLinear":  # not a quantised convolution
             continue
         names = [f"{name}_fp32twin" for name in twin.input[1:]]
         for name, original in zip(names, twin.input[1:]):

@@ -92,6 +92,18 @@ def impostor_scores(vectors: np.ndarray, identities: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def genuine_scores(vectors: np.ndarray, identities: np.ndarray) -> np.ndarray:
+    """Similarity of every unordered pair of rows with the same identity (float32)."""
+    order = np.argsort(identities, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, identities[order][1:] != identities[order][:-1], True])
+    parts = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        rows = order[start:stop]
+        scores = vectors[rows] @ vectors[rows].T
+        parts.append(scores[np.triu_indices(len(rows), 1)])
+    return np.concatenate(parts)
+
+
 def far_threshold(impostors: np.ndarray, far: float) -> float | None:
     """The score above which at most ``far`` of the impostors lie (accept when score > it);
     None when fewer than MIN_FALSE_ACCEPTS impostors would lie above it."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.lfw import far_threshold, git_revision, impostor_scores, machine_info, read_folds
+from bench.lfw import far_threshold, genuine_scores, git_revision, impostor_scores, machine_info, read_folds
 from bench.lfw_embeddings import FACES, RESULTS_DIR, LfwEmbeddings, cache_path, identity, load
 
 MODEL_ID = "sface+fr_feature"
@@ -26,24 +26,12 @@ PROFILES = ("fused", "sface", "fr_feature")
 FARS = (1e-3, 1e-4, 1e-5)
 
 
-def genuine_scores(vectors: np.ndarray, identities: np.ndarray) -> np.ndarray:
-    """Similarity of every unordered pair of rows with the same identity."""
-    order = np.argsort(identities, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, identities[order][1:] != identities[order][:-1], True])
-    parts = []
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        rows = order[start:stop]
-        scores = vectors[rows] @ vectors[rows].T
-        parts.append(scores[np.triu_indices(len(rows), 1)])
-    return np.concatenate(parts)
-
-
-def tar_at_far(cache: LfwEmbeddings, profile: str, face: str, chosen: np.ndarray) -> dict[str, object]:
-    """TAR at each of FARS over the chosen photos with a detected face."""
+def tar_at_far(cache: LfwEmbeddings, identities: np.ndarray, profile: str, face: str, chosen: np.ndarray) -> dict[str, object]:
+    """TAR at each of FARS over the chosen photos with a detected face (``identities``: the
+    person of each of the cache's photos)."""
     keep = chosen & cache.detected
     vectors = cache.profile_vectors(profile, face)[keep]
-    identities = np.array([identity(p) for p in cache.paths])[keep]
-    impostors, genuine = impostor_scores(vectors, identities), genuine_scores(vectors, identities)
+    impostors, genuine = impostor_scores(vectors, identities[keep]), genuine_scores(vectors, identities[keep])
     return {
         "genuine_pairs": len(genuine),
         "impostor_pairs": len(impostors),
@@ -61,10 +49,11 @@ def main() -> None:
     figures: dict[str, dict] = {}
     for precision in args.precision:
         cache = load(cache_path(MODEL_ID, precision))
+        identities = np.array([identity(p) for p in cache.paths])
         in_view2 = np.array([p in view2 for p in cache.paths])
         subsets = {"all": np.ones(len(cache.paths), bool), "outside_view2": ~in_view2, "view2_photos": in_view2}
         figures[precision] = {
-            subset: {f"{profile} {face}": tar_at_far(cache, profile, face, chosen) for profile in PROFILES for face in FACES}
+            subset: {f"{profile} {face}": tar_at_far(cache, identities, profile, face, chosen) for profile in PROFILES for face in FACES}
             for subset, chosen in subsets.items()
         }
     report = {
