@@ -3,7 +3,8 @@
 For YuNet, SFace and fr_feature: the fp32 graph in ONNX Runtime and OpenCV DNN, ONNX Runtime's
 dynamic int8 quantisation (ConvInteger), its static QDQ int8 quantisation (per-channel weights,
 uint8 activations at ranges calibrated on real inputs) as it comes and as ``facesvc models``
-builds it (``qdq_as_built``: least-error ranges and bias shifts, bench/int8_calibration.py;
+builds it (``qdq_as_built``: channel scales, least-error ranges and bias shifts,
+bench/int8_calibration.py;
 BatchNormalization folded, PRelu on uint8, workers/quantize.py), and OpenCV DNN's int8 path
 (its classic engine imports QDQ graphs; the new one cannot). One thread, batch 1, the variants interleaved round by round on the same real
 inputs; each variant's outputs compared with fp32's on faces it was not calibrated on.
@@ -11,8 +12,8 @@ inputs; each variant's outputs compared with fp32's on faces it was not calibrat
 Inputs are what the pipeline feeds each model (recorded from its sessions): aligned crops and
 detector canvases of ``--calibration`` LFW View 1 training photos that View 2 does not use
 (calibration) and of ``--held-out`` View 2 photos (timing and agreement). ``--write-ranges``
-stores the calibrated ranges and bias shifts of the models the service runs in int8
-(``pipeline.INT8``) as workers/int8/<model>.json and <model>.bias.json, from which
+stores the calibrated scales, ranges and bias shifts of the models the service runs in int8
+(``pipeline.INT8``) as workers/int8/<model>.scales.json, <model>.json and <model>.bias.json, from which
 ``facesvc models`` builds their int8 graphs.
 
     python -m bench.int8 [--write-ranges] [--out bench/results/int8.json]
@@ -42,7 +43,7 @@ from workers.embedder import Embedder
 from workers.graphs import any_size_input
 from workers.models import model_path
 from workers.pipeline import INT8, Pipeline
-from workers.quantize import biases_path, prepared, quantize_model, quantize_static_qdq, ranges_path, read_biases
+from workers.quantize import Int8Calibration, calibration_paths, prepared, quantize_model, quantize_static_qdq
 from workers.session import ModelSession, OrtSession
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def fp32_graph(cache: Path, name: str) -> onnx.ModelProto:
 
 
 def build_variants(cache: Path, name: str, calibration: list[np.ndarray], work: Path) -> dict[str, Path]:
-    """Every graph measured for ``name``, written under ``work``; the calibrated ranges too."""
+    """Every graph measured for ``name``, written under ``work``; its calibration too."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fp32 = prepared(fp32_graph(cache, name))
@@ -113,10 +114,9 @@ def build_variants(cache: Path, name: str, calibration: list[np.ndarray], work: 
     quantize_dynamic(paths["fp32"], paths["dynamic"], per_channel=True, weight_type=QuantType.QInt8)
     paths["qdq"] = work / f"{name}_qdq.onnx"
     quantize_static_qdq(paths["fp32"], paths["qdq"], work / f"{name}_minmax.json", Feeds(fp32.graph.input[0].name, calibration))
-    paths["ranges"], paths["biases"] = work / f"{name}_ranges.json", work / f"{name}_biases.json"
-    calibrate(paths["fp32"], calibration, paths["ranges"], paths["biases"], work)
+    calibrate(paths["fp32"], calibration, calibration_paths(name, work), work)
     paths["qdq_as_built"] = work / f"{name}_int8.onnx"
-    quantize_model(paths["fp32"], paths["qdq_as_built"], paths["ranges"], read_biases(paths["biases"]))
+    quantize_model(paths["fp32"], paths["qdq_as_built"], Int8Calibration.stored(name, work))
     return paths
 
 
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=100, help="View 2 photos to time and compare on")
     parser.add_argument("--rounds", type=int, default=200, help="timed calls of each variant")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--write-ranges", action="store_true", help="store the ranges and bias shifts of pipeline.INT8's models in workers/int8/")
+    parser.add_argument("--write-ranges", action="store_true", help="store the scales, ranges and bias shifts of pipeline.INT8's models in workers/int8/")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "int8.json")
     args = parser.parse_args()
     # ONNX Runtime's quantiser logs a line per tensor at INFO on the root logger.
@@ -201,9 +201,9 @@ def main() -> None:
             paths = build_variants(cache, name, calibration[name], Path(tmp))
             figures[name] = measure(name, runners(name, paths), held_out[name], args.rounds)
             if args.write_ranges and name in INT8:
-                ranges_path(name).parent.mkdir(exist_ok=True)
-                shutil.copyfile(paths["ranges"], ranges_path(name))
-                shutil.copyfile(paths["biases"], biases_path(name))
+                for measured, stored in zip(calibration_paths(name, Path(tmp)), calibration_paths(name)):
+                    stored.parent.mkdir(exist_ok=True)
+                    shutil.copyfile(measured, stored)
     report = {
         "benchmark": "int8",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -211,7 +211,7 @@ def main() -> None:
         "machine": machine_info(),
         "config": {
             "threads": 1, "batch": 1, "rounds": args.rounds, "calibration_photos": args.calibration,
-            "held_out_photos": args.held_out, "calibration": "qdq: ONNX Runtime's MinMax, moving average; qdq_as_built: bench/int8_calibration.py (least-error ranges, bias shifts); LFW View 1 training photos outside View 2",
+            "held_out_photos": args.held_out, "calibration": "qdq: ONNX Runtime's MinMax, moving average; qdq_as_built: bench/int8_calibration.py (channel scales, least-error ranges, bias shifts); LFW View 1 training photos outside View 2",
             "agreement": "cosine of each variant's first output with ONNX Runtime fp32's on held-out View 2 inputs",
         },
         "results": figures,

@@ -1,7 +1,16 @@
-"""The int8 calibration facesvc stores (workers/int8/): activation ranges and bias shifts.
+"""The int8 calibration facesvc stores (workers/int8/): channel scales, activation ranges and
+bias shifts.
 
-``facesvc models`` builds each embedder's int8 graph from two measurements made here once, on
-the feeds the pipeline gives the model for calibration photos (bench/int8.py records them):
+``facesvc models`` builds each embedder's int8 graph from three measurements made here once, in
+this order, on the feeds the pipeline gives the model for calibration photos (bench/int8.py
+records them):
+
+- **Channel scales.** An activation is quantised per tensor, so a channel whose values span a
+  tenth of the tensor's range gets a tenth of its 256 steps; in fr_feature the last block's
+  512 channels before the global depthwise convolution were two fifths of the int8 graph's
+  error. Between two convolutions (a PRelu between them) each channel is scaled so that its
+  extremes over the calibration feeds reach the tensor's (``equalising_scales``; never more
+  than 128-fold), and the next convolution takes the scale back (``quantize.equalise_channels``).
 
 - **Ranges.** Each activation tensor's range is the one whose uint8 steps lose least: the
   clipping limits, searched on a grid of fractions of the tensor's extremes, that minimise the
@@ -15,8 +24,8 @@ the feeds the pipeline gives the model for calibration photos (bench/int8.py rec
   from the bias. Measured again on the corrected graph and added (``SHIFT_PASSES``), since each
   correction changes what the later layers see.
 
-Selected by agreement with fp32 on LFW photos that View 2 does not use, never on View 2
-(README, *int8 inference*).
+The ranges and shifts are measured on the equalised graph. Selected by agreement with fp32 on LFW
+photos that View 2 does not use, never on View 2 (README, *int8 inference*).
 """
 from __future__ import annotations
 
@@ -28,13 +37,18 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from workers.quantize import fold_batchnorm, prepared, quantize_model, quantize_static_qdq
+from workers.quantize import (
+    CalibrationPaths, Int8Calibration, equalisable, equalise_channels, fold_batchnorm, prepared, quantize_model,
+    quantize_static_qdq, write_channels,
+)
 from workers.session import OrtSession
 
 BINS = 4096
 # Clipping limits tried: these fractions of a tensor's lowest and highest value, every pair.
 FRACTIONS = np.linspace(0.3, 1.0, 36)
 SHIFT_PASSES = 2
+# The most a channel is magnified: a channel (nearly) always zero is left at 1/128 of its range.
+MIN_SCALE = 1 / 128
 
 
 class Feeds:
@@ -47,20 +61,46 @@ class Feeds:
         return next(self.items, None)
 
 
-def calibrate(src: Path, feeds: list[np.ndarray], ranges: Path, biases: Path, work: Path) -> None:
-    """Measure the fp32 graph ``src``'s ranges and bias shifts on ``feeds`` and write them to
-    ``ranges`` (ONNX Runtime's calibration cache) and ``biases`` (JSON, tensor -> shifts)."""
-    model = prepared(onnx.load(str(src)))
+def calibrate(src: Path, feeds: list[np.ndarray], paths: CalibrationPaths, work: Path) -> None:
+    """Measure the fp32 graph ``src``'s channel scales, ranges and bias shifts on ``feeds`` and
+    write them to ``paths``."""
+    folded = fold_batchnorm(prepared(onnx.load(str(src))))
+    scales = equalising_scales(folded, feeds)
+    model = equalise_channels(folded, scales)
     # ONNX Runtime names the tensors it quantises and writes the cache's format; a few feeds do.
     # It moves a model's weights out to files as it goes, so it gets a copy.
-    quantize_static_qdq(copy.deepcopy(model), work / "minmax.onnx", ranges, Feeds(model.graph.input[0].name, feeds[:4]))
-    cache = json.loads(ranges.read_text())
+    quantize_static_qdq(copy.deepcopy(model), work / "minmax.onnx", paths.ranges, Feeds(model.graph.input[0].name, feeds[:4]))
+    cache = json.loads(paths.ranges.read_text())
     for tensor, (low, high) in least_error_ranges(model, list(cache["data"]), feeds).items():
         cache["data"][tensor]["lowest"]["data"] = [low]
         cache["data"][tensor]["highest"]["data"] = [high]
-    ranges.write_text(json.dumps(cache))
-    shifts = bias_shifts(src, ranges, feeds, work / "shifted.onnx")
-    biases.write_text(json.dumps({tensor: [round(float(v), 9) for v in shift] for tensor, shift in shifts.items()}))
+    paths.ranges.write_text(json.dumps(cache))
+    write_channels(paths.scales, scales)
+    write_channels(paths.shifts, bias_shifts(src, Int8Calibration(paths.ranges, scales=scales), feeds, work / "shifted.onnx"))
+
+
+def equalising_scales(model: onnx.ModelProto, feeds: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """For each chain of ``quantize.equalisable``, keyed by its PRelu's output: the per-channel
+    scale that takes each channel's extremes over the feeds, before and after the PRelu, to
+    within the tensor's and one of them to it."""
+    chains = equalisable(model)
+    tensors = [name for chain in chains for name in (chain.prelu.input[0], chain.prelu.output[0])]
+    session = _session_with_outputs(model, tensors)
+    low = {t: np.inf for t in tensors}
+    high = {t: -np.inf for t in tensors}
+    for feed in feeds:
+        for tensor, value in zip(tensors, session.run(feed)):
+            low[tensor] = np.minimum(low[tensor], value.min(axis=(0, 2, 3)))
+            high[tensor] = np.maximum(high[tensor], value.max(axis=(0, 2, 3)))
+    scales = {}
+    for chain in chains:
+        # Each channel's share of the tensor's reach on either side of zero, before and after.
+        shares = [
+            share for t in (chain.prelu.input[0], chain.prelu.output[0])
+            for share in (np.maximum(high[t], 0) / max(high[t].max(), 1e-12), np.minimum(low[t], 0) / min(low[t].min(), -1e-12))
+        ]
+        scales[chain.prelu.output[0]] = np.clip(np.max(shares, axis=0), MIN_SCALE, 1.0)
+    return scales
 
 
 def least_error_ranges(model: onnx.ModelProto, tensors: list[str], feeds: list[np.ndarray]) -> dict[str, tuple[float, float]]:
@@ -101,13 +141,13 @@ def _quantisation_error(values: np.ndarray, counts: np.ndarray, low: float, high
     return float(np.sum(counts * (values - (steps - zero) * scale) ** 2) / counts.sum())
 
 
-def bias_shifts(src: Path, ranges: Path, feeds: list[np.ndarray], scratch: Path) -> dict[str, np.ndarray]:
-    """Each int8 convolution's mean output shift per channel, summed over SHIFT_PASSES builds
-    (each written to ``scratch``)."""
-    reference = fold_batchnorm(prepared(onnx.load(str(src))))
+def bias_shifts(src: Path, calibration: Int8Calibration, feeds: list[np.ndarray], scratch: Path) -> dict[str, np.ndarray]:
+    """Each int8 convolution's mean output shift per channel at ``calibration``'s ranges and
+    scales, summed over SHIFT_PASSES builds (each written to ``scratch``)."""
+    reference = equalise_channels(fold_batchnorm(prepared(onnx.load(str(src)))), calibration.scales)
     shifts: dict[str, np.ndarray] = {}
     for _ in range(SHIFT_PASSES):
-        quantize_model(src, scratch, ranges, shifts)
+        quantize_model(src, scratch, Int8Calibration(calibration.ranges, shifts, calibration.scales))
         for tensor, shift in own_shifts(onnx.load(str(scratch)), reference, feeds).items():
             shifts[tensor] = shifts.get(tensor, 0.0) + shift
     return shifts

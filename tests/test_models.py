@@ -20,7 +20,7 @@ from workers.embedder import FR_FEATURE, SFACE, Embedder
 from workers.models import MANIFEST, MODELS, ModelError, dequantize_onnx, model_path, sha256_of, verify_models
 from workers.pipeline import BATCHED, INT8, open_model
 from workers.quantize import (
-    biases_path, fold_batchnorm, integer_prelu, quantize_model, ranges_path, read_biases, recipe_digest, shift_biases,
+    Int8Calibration, fold_batchnorm, integer_prelu, quantize_model, recipe_digest, shift_biases,
 )
 from workers.session import CUDA, OrtSession, load_cuda_libraries, ort_providers
 
@@ -292,7 +292,7 @@ def test_verify_models_refuses_an_int8_model_quantised_at_other_ranges(cache_cop
 def test_quantising_again_gives_the_cached_file_byte_for_byte(settings, tmp_path):
     """``facesvc models`` is deterministic: the same registry file, ranges and shifts, the same graph."""
     target = tmp_path / "sface_int8.onnx"
-    quantize_model(model_path(settings.model_cache, "sface"), target, ranges_path("sface"), read_biases(biases_path("sface")))
+    quantize_model(model_path(settings.model_cache, "sface"), target, Int8Calibration.stored("sface"))
     assert sha256_of(target) == sha256_of(model_path(settings.model_cache, "sface_int8"))
 
 

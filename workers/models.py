@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.quantize import biases_path, quantize_model, ranges_path, read_biases, recipe_digest
+from workers.quantize import Int8Calibration, quantize_model, recipe_digest
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def convert(spec: ModelSpec, raw: Path, target: Path) -> None:
     else:
         shutil.copyfile(raw, fp32)
     if spec.quantize_as:
-        quantize_model(fp32, target, ranges_path(spec.quantize_as), read_biases(biases_path(spec.quantize_as)))
+        quantize_model(fp32, target, Int8Calibration.stored(spec.quantize_as))
         fp32.unlink()
 
 
