@@ -10,7 +10,12 @@ each of its pairs a wrong decision (a false reject for a same-person pair).
 Every figure is given twice: for the largest face of each photo (what the service embeds) and
 for the face nearest the centre (the one LFW labels; see ``bench/lfw_embeddings.py``).
 
-    python -m bench.lfw [--profile fused --profile fr_feature ...] [--out bench/results/lfw.json]
+``--gallery-precision P`` scores a library enrolled with other graphs, as after an upgrade: each
+pair's first photo (and each impostor pair's gallery side) is embedded at precision P's cached
+embeddings, the second at the configured precision's.
+
+    python -m bench.lfw [--profile fused --profile fr_feature ...] [--gallery-precision int8leasterror]
+        [--out bench/results/lfw.json]
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import numpy as np
 
 import config
 from bench.lfw_embeddings import (
-    FACES, LFW_DIR, PROFILES, RESULTS_DIR, ROOT, LfwEmbeddings, ensure_embeddings, identity,
+    FACES, LFW_DIR, PROFILES, RESULTS_DIR, ROOT, LfwEmbeddings, cache_path, ensure_embeddings, identity, load,
 )
 
 log = logging.getLogger(__name__)
@@ -39,9 +44,12 @@ MIN_FALSE_ACCEPTS = 50
 CHUNK = 1024
 
 
-def pair_scores(vectors: np.ndarray, detected: np.ndarray, rows1: np.ndarray, rows2: np.ndarray) -> np.ndarray:
-    """Similarity of each pair; NaN where either photo had no detected face (no decision)."""
-    scores = np.einsum("ij,ij->i", vectors[rows1], vectors[rows2]).astype(np.float64)
+def pair_scores(
+    vectors: np.ndarray, detected: np.ndarray, rows1: np.ndarray, rows2: np.ndarray, probes: np.ndarray | None = None
+) -> np.ndarray:
+    """Similarity of each pair (the second photo's vector from ``probes`` when given); NaN where
+    either photo had no detected face (no decision)."""
+    scores = np.einsum("ij,ij->i", vectors[rows1], (vectors if probes is None else probes)[rows2]).astype(np.float64)
     scores[~(detected[rows1] & detected[rows2])] = np.nan
     return scores
 
@@ -128,6 +136,16 @@ def photo_set_impostors(cache: LfwEmbeddings, vectors: np.ndarray, paths: set[st
     return impostor_scores(vectors[rows[keep]], names[keep])
 
 
+def gallery_impostors(gallery: np.ndarray, probes: np.ndarray, identities: np.ndarray) -> np.ndarray:
+    """Similarity of each gallery row with each probe row of another identity: every ordered
+    pair, since the two sides are embedded differently (float32)."""
+    parts = []
+    for start in range(0, len(gallery), CHUNK):
+        block = gallery[start : start + CHUNK] @ probes.T
+        parts.append(block[identities[start : start + CHUNK, None] != identities[None, :]])
+    return np.concatenate(parts)
+
+
 def read_folds() -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """View 2 as (path1s, path2s, same, fold) from pairs_folds.tsv."""
     rows = [line.split("\t") for line in (LFW_DIR / "pairs_folds.tsv").read_text().splitlines()[1:] if line]
@@ -167,13 +185,21 @@ def machine_info() -> dict[str, object]:
     }
 
 
-def evaluate(cache: LfwEmbeddings, profile: str, face: str) -> dict[str, object]:
-    """All View 2 figures for one profile and face choice."""
+def evaluate(cache: LfwEmbeddings, profile: str, face: str, gallery: LfwEmbeddings | None = None) -> dict[str, object]:
+    """All View 2 figures for one profile and face choice; with ``gallery``, each pair's first
+    photo and each impostor's gallery side embedded as there."""
     first, second, same, folds = read_folds()
     vectors = cache.profile_vectors(profile, face)
-    scores = pair_scores(vectors, cache.detected, cache.rows(first), cache.rows(second))
+    if gallery is None:
+        scores = pair_scores(vectors, cache.detected, cache.rows(first), cache.rows(second))
+        impostors = photo_set_impostors(cache, vectors, set(first) | set(second))
+    else:
+        enrolled, detected = gallery.profile_vectors(profile, face), cache.detected & gallery.detected
+        scores = pair_scores(enrolled, detected, cache.rows(first), cache.rows(second), probes=vectors)
+        photos = sorted(set(first) | set(second))
+        rows = cache.rows(photos)[detected[cache.rows(photos)]]
+        impostors = gallery_impostors(enrolled[rows], vectors[rows], np.array([identity(cache.paths[r]) for r in rows]))
     accuracies = tenfold_accuracy(scores, same, folds)
-    impostors = photo_set_impostors(cache, vectors, set(first) | set(second))
     tar = {}
     for far in TAR_FARS:
         threshold = far_threshold(impostors, far)
@@ -196,19 +222,23 @@ def evaluate(cache: LfwEmbeddings, profile: str, face: str) -> dict[str, object]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="append", choices=sorted(PROFILES), help=f"repeatable; default: {' '.join(DEFAULT_PROFILES)}")
+    parser.add_argument("--gallery-precision", help="score against a gallery embedded at this cached precision (e.g. int8leasterror)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "lfw.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     profiles = args.profile or list(DEFAULT_PROFILES)
 
     cache = ensure_embeddings()
+    gallery = load(cache_path(cache.model_id, args.gallery_precision)) if args.gallery_precision else None
+    if gallery is not None and gallery.paths != cache.paths:
+        parser.error(f"the {args.gallery_precision} cache holds other photos than the configured precision's")
     first, second, _, _ = read_folds()
     view2 = cache.rows(sorted(set(first) | set(second)))
     figures: dict[str, dict[str, dict[str, object]]] = {face: {} for face in FACES}
     for face in FACES:
         for profile in profiles:
             log.info("evaluating %s, %s face", profile, face)
-            figures[face][profile] = evaluate(cache, profile, face)
+            figures[face][profile] = evaluate(cache, profile, face, gallery)
 
     settings = config.load_settings()
     report = {
@@ -225,6 +255,7 @@ def main() -> None:
                 "centre": "the detected face nearest the image centre, the one LFW labels",
             },
             "tar_impostors": "all different-identity pairs among View 2 photos with a detected face",
+            "gallery_precision": args.gallery_precision,
             "view2_pair_far_floor": MIN_FALSE_ACCEPTS / 3000,
             "min_false_accepts": MIN_FALSE_ACCEPTS,
             "threads": "1 (cv2.setNumThreads(1), ORT intra-op 1)",

@@ -191,20 +191,20 @@ def equalisable(model: onnx.ModelProto) -> list[Chain]:
     rescale: both convolutions' weights are initializers."""
     graph = model.graph
     weights = {t.name for t in graph.initializer}
+    outputs = {o.name for o in graph.output}
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-    for output in graph.output:
-        readers.setdefault(output.name, []).append(output)
     writers = {out: node for node in graph.node for out in node.output}
     chains = []
     for prelu in (n for n in graph.node if n.op_type == "PRelu"):
         producer, after = writers.get(prelu.input[0]), readers.get(prelu.output[0], [])
         if (
-            producer is not None and producer.op_type == "Conv" and len(readers[prelu.input[0]]) == 1
-            and len(after) == 1 and getattr(after[0], "op_type", None) == "Conv" and after[0].input[0] == prelu.output[0]
-            and producer.input[1] in weights and after[0].input[1] in weights
+            producer is not None and producer.op_type == "Conv" and producer.input[1] in weights
+            and len(readers[prelu.input[0]]) == 1 and not {prelu.input[0], prelu.output[0]} & outputs
+            and len(after) == 1 and after[0].op_type == "Conv" and after[0].input[0] == prelu.output[0]
+            and after[0].input[1] in weights
         ):
             chains.append(Chain(producer, prelu, after[0]))
     return chains
