@@ -47,7 +47,8 @@ BINS = 4096
 # Clipping limits tried: these fractions of a tensor's lowest and highest value, every pair.
 FRACTIONS = np.linspace(0.3, 1.0, 36)
 SHIFT_PASSES = 2
-# The most a channel is magnified: a channel (nearly) always zero is left at 1/128 of its range.
+# A channel is magnified at most 128-fold: one that is (nearly) always zero would otherwise be
+# blown up without bound.
 MIN_SCALE = 1 / 128
 
 

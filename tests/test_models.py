@@ -298,8 +298,9 @@ def test_quantising_again_gives_the_cached_file_byte_for_byte(settings, tmp_path
 
 @pytest.mark.parametrize("spec", [s for s in (SFACE, FR_FEATURE) if s.name in INT8], ids=lambda s: s.name)
 def test_int8_embeddings_of_real_faces_agree_with_fp32(settings, pipeline, spec):
-    """Real faces embedded by the int8 graph stay close to the fp32 embedding (LFW: cosine 0.995
-    on average, bench/int8.py) and far from another person's."""
+    """Real faces embedded by the int8 graph stay close to the fp32 embedding and far from another
+    person's. On held-out LFW faces (bench/int8.py) the cosine is 0.995 for fr_feature and 0.997
+    for SFace since the channels are equalised (fr_feature 0.990 before, 0.988-0.990 on these)."""
     paths = ["images/person01/img1.jpg", "images/person02/img3.jpg", "images/person03/img8.jpg"]
     images = [pipeline.decode(photo(p)) for p in paths]
     crops = np.stack([pipeline.crop(image, pipeline.detect(image, 1)[0]) for image in images])
@@ -308,7 +309,7 @@ def test_int8_embeddings_of_real_faces_agree_with_fp32(settings, pipeline, spec)
         for name in (spec.name, f"{spec.name}_int8")
     )
     agreement = np.einsum("ij,ij->i", fp32, int8)
-    assert agreement.min() > 0.95
+    assert agreement.min() > 0.99
     assert (fp32 @ int8.T)[~np.eye(len(paths), dtype=bool)].max() < 0.6
 
 
