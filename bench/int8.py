@@ -3,18 +3,18 @@
 For YuNet, SFace and fr_feature: the fp32 graph in ONNX Runtime and OpenCV DNN, ONNX Runtime's
 dynamic int8 quantisation (ConvInteger), its static QDQ int8 quantisation (per-channel weights,
 uint8 activations at ranges calibrated on real inputs) as it comes and as ``facesvc models``
-builds it (``qdq_as_built``: channel scales, least-error ranges and bias shifts,
-bench/int8_calibration.py;
-BatchNormalization folded, PRelu on uint8, workers/quantize.py), and OpenCV DNN's int8 path
-(its classic engine imports QDQ graphs; the new one cannot). One thread, batch 1, the variants interleaved round by round on the same real
-inputs; each variant's outputs compared with fp32's on faces it was not calibrated on.
+builds it (``qdq_as_built``: channel scales, least-error ranges and bias shifts from
+bench/int8_calibration.py; BatchNormalization folded, PRelu on uint8, workers/quantize.py), and
+OpenCV DNN's int8 path (its classic engine imports QDQ graphs; the new one cannot). One thread,
+batch 1, the variants interleaved round by round on the same real inputs; each variant's outputs
+compared with fp32's on faces it was not calibrated on.
 
 Inputs are what the pipeline feeds each model (recorded from its sessions): aligned crops and
 detector canvases of ``--calibration`` LFW View 1 training photos that View 2 does not use
 (calibration) and of ``--held-out`` View 2 photos (timing and agreement). ``--write-ranges``
 stores the calibrated scales, ranges and bias shifts of the models the service runs in int8
-(``pipeline.INT8``) as workers/int8/<model>.scales.json, <model>.json and <model>.bias.json, from which
-``facesvc models`` builds their int8 graphs.
+(``pipeline.INT8``) as workers/int8/<model>.scales.json, <model>.json and <model>.bias.json,
+from which ``facesvc models`` builds their int8 graphs.
 
     python -m bench.int8 [--write-ranges] [--out bench/results/int8.json]
 """

@@ -38,8 +38,8 @@ import onnx
 from onnx import helper
 
 from workers.quantize import (
-    CalibrationPaths, Int8Calibration, equalisable, equalise_channels, fold_batchnorm, prepared, quantize_model,
-    quantize_static_qdq, write_channels,
+    CalibrationPaths, Int8Calibration, equalisable, equalise_channels, equalised_fp32, fold_batchnorm, prepared,
+    quantize_model, quantize_static_qdq, write_channels,
 )
 from workers.session import OrtSession
 
@@ -86,7 +86,7 @@ def equalising_scales(model: onnx.ModelProto, feeds: list[np.ndarray]) -> dict[s
     within the tensor's and one of them to it."""
     chains = equalisable(model)
     tensors = [name for chain in chains for name in (chain.prelu.input[0], chain.prelu.output[0])]
-    session = _session_with_outputs(model, tensors)
+    session = session_with_outputs(model, tensors)
     low = {t: np.inf for t in tensors}
     high = {t: -np.inf for t in tensors}
     for feed in feeds:
@@ -106,7 +106,7 @@ def equalising_scales(model: onnx.ModelProto, feeds: list[np.ndarray]) -> dict[s
 
 def least_error_ranges(model: onnx.ModelProto, tensors: list[str], feeds: list[np.ndarray]) -> dict[str, tuple[float, float]]:
     """(low, high) of each tensor, minimising its uint8 quantisation error over the feeds."""
-    session = _session_with_outputs(model, tensors)
+    session = session_with_outputs(model, tensors)
     # Two passes over the feeds: a histogram needs the extremes first, and keeping every
     # activation of 1,000 faces instead would take ~20 GB.
     extremes = {t: [np.inf, -np.inf] for t in tensors}
@@ -145,7 +145,7 @@ def _quantisation_error(values: np.ndarray, counts: np.ndarray, low: float, high
 def bias_shifts(src: Path, calibration: Int8Calibration, feeds: list[np.ndarray], scratch: Path) -> dict[str, np.ndarray]:
     """Each int8 convolution's mean output shift per channel at ``calibration``'s ranges and
     scales, summed over SHIFT_PASSES builds (each written to ``scratch``)."""
-    reference = equalise_channels(fold_batchnorm(prepared(onnx.load(str(src)))), calibration.scales)
+    reference = equalised_fp32(src, calibration.scales)
     shifts: dict[str, np.ndarray] = {}
     for _ in range(SHIFT_PASSES):
         quantize_model(src, scratch, Int8Calibration(calibration.ranges, shifts, calibration.scales))
@@ -177,7 +177,7 @@ def own_shifts(quantised: onnx.ModelProto, reference: onnx.ModelProto, feeds: li
         node.attribute.extend(twin.attribute)
         graph.node.append(node)
         pairs.append((conv.output[0], node.output[0]))
-    session = _session_with_outputs(model, [name for pair in pairs for name in pair])
+    session = session_with_outputs(model, [name for pair in pairs for name in pair])
     totals: list = [0.0] * len(pairs)
     for feed in feeds:
         outputs = session.run(feed)
@@ -185,7 +185,7 @@ def own_shifts(quantised: onnx.ModelProto, reference: onnx.ModelProto, feeds: li
     return {conv: total / len(feeds) for (conv, _), total in zip(pairs, totals)}
 
 
-def _session_with_outputs(model: onnx.ModelProto, tensors: list[str]) -> OrtSession:
+def session_with_outputs(model: onnx.ModelProto, tensors: list[str]) -> OrtSession:
     """A session of ``model`` answering exactly ``tensors``, in that order."""
     model = copy.deepcopy(model)
     del model.graph.output[:]

@@ -127,13 +127,20 @@ def accept_rate(scores: np.ndarray, threshold: float) -> float:
     return float(np.mean(np.nan_to_num(scores, nan=-np.inf) > threshold))
 
 
-def photo_set_impostors(cache: LfwEmbeddings, vectors: np.ndarray, paths: set[str]) -> np.ndarray:
-    """Impostor scores over all different-identity pairs of these photos with a detected face."""
+def photo_set_impostors(
+    cache: LfwEmbeddings, vectors: np.ndarray, paths: set[str], enrolled: np.ndarray | None = None,
+    detected: np.ndarray | None = None,
+) -> np.ndarray:
+    """Impostor scores over all different-identity pairs of these photos with a detected face
+    (``detected``, the cache's by default); with ``enrolled``, the gallery side's vectors, every
+    ordered pair of a gallery photo and a probe photo (``vectors``)."""
     chosen = sorted(paths)
     rows = cache.rows(chosen)
-    keep = cache.detected[rows]
-    names = np.array([identity(p) for p in chosen])
-    return impostor_scores(vectors[rows[keep]], names[keep])
+    keep = (cache.detected if detected is None else detected)[rows]
+    names = np.array([identity(p) for p in chosen])[keep]
+    if enrolled is None:
+        return impostor_scores(vectors[rows[keep]], names)
+    return gallery_impostors(enrolled[rows[keep]], vectors[rows[keep]], names)
 
 
 def gallery_impostors(gallery: np.ndarray, probes: np.ndarray, identities: np.ndarray) -> np.ndarray:
@@ -190,15 +197,10 @@ def evaluate(cache: LfwEmbeddings, profile: str, face: str, gallery: LfwEmbeddin
     photo and each impostor's gallery side embedded as there."""
     first, second, same, folds = read_folds()
     vectors = cache.profile_vectors(profile, face)
-    if gallery is None:
-        scores = pair_scores(vectors, cache.detected, cache.rows(first), cache.rows(second))
-        impostors = photo_set_impostors(cache, vectors, set(first) | set(second))
-    else:
-        enrolled, detected = gallery.profile_vectors(profile, face), cache.detected & gallery.detected
-        scores = pair_scores(enrolled, detected, cache.rows(first), cache.rows(second), probes=vectors)
-        photos = sorted(set(first) | set(second))
-        rows = cache.rows(photos)[detected[cache.rows(photos)]]
-        impostors = gallery_impostors(enrolled[rows], vectors[rows], np.array([identity(cache.paths[r]) for r in rows]))
+    enrolled = None if gallery is None else gallery.profile_vectors(profile, face)
+    detected = cache.detected if gallery is None else cache.detected & gallery.detected
+    scores = pair_scores(vectors if enrolled is None else enrolled, detected, cache.rows(first), cache.rows(second), probes=vectors)
+    impostors = photo_set_impostors(cache, vectors, set(first) | set(second), enrolled, detected)
     accuracies = tenfold_accuracy(scores, same, folds)
     tar = {}
     for far in TAR_FARS:

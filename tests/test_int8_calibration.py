@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.int8_calibration import MIN_SCALE, Feeds, bias_shifts, equalising_scales, least_error_ranges
+from bench.int8_calibration import MIN_SCALE, Feeds, bias_shifts, equalising_scales, least_error_ranges, session_with_outputs
 from workers.quantize import Int8Calibration, equalisable, equalise_channels, quantize_model, quantize_static_qdq
 
 
@@ -103,10 +103,7 @@ def _chained(rng: np.random.Generator, channel_reach: np.ndarray) -> onnx.ModelP
 
 
 def _run(model: onnx.ModelProto, outputs: list[str], feed: np.ndarray) -> list[np.ndarray]:
-    model = copy.deepcopy(model)
-    del model.graph.output[:]
-    model.graph.output.extend(helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in outputs)
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(outputs, {"x": feed})
+    return session_with_outputs(model, outputs).run(feed)
 
 
 def test_equalise_channels_rescales_each_channel_between_two_convolutions_and_keeps_the_function():

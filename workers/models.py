@@ -42,13 +42,13 @@ class ModelSpec:
     member: str  # path of the file inside the package archive
     sha256: str  # digest of that member as shipped
     dequantize: bool = False  # int8 block-quantised ONNX that must be turned into fp32
-    # Static int8 QDQ graph of the (fp32) model, at the activation ranges and bias shifts stored
-    # beside workers/quantize.py under this model name.
+    # Static int8 QDQ graph of the (fp32) model, at the calibration (channel scales, activation
+    # ranges, bias shifts) stored beside workers/quantize.py under this model name.
     quantize_as: str | None = None
 
     @property
     def recipe_sha256(self) -> str | None:
-        """Digest of what the conversion reads besides the source: the stored ranges, shifts and recipe."""
+        """Digest of what the conversion reads besides the source: the stored calibration and recipe."""
         return recipe_digest(self.quantize_as) if self.quantize_as else None
 
 

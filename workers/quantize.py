@@ -92,13 +92,17 @@ def recipe_digest(name: str) -> str:
     return hashlib.sha256(stored + RECIPE.encode()).hexdigest()
 
 
+def equalised_fp32(src: Path, scales: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """The fp32 graph ``src`` as its int8 graph is made from: BatchNormalization folded into the
+    convolutions (``fold_batchnorm``) and channels equalised at ``scales`` (``equalise_channels``)."""
+    return equalise_channels(fold_batchnorm(prepared(onnx.load(str(src)))), scales)
+
+
 def quantize_model(src: Path, dst: Path, calibration: Int8Calibration) -> None:
-    """Write the static int8 QDQ graph of the fp32 graph ``src`` at ``calibration``:
-    BatchNormalization folded into the convolutions (``fold_batchnorm``), channels equalised
-    (``equalise_channels``) and bias shifts subtracted (``shift_biases``) before, PRelu run on
-    uint8 after (``integer_prelu``). Deterministic: the same inputs give the same bytes."""
-    model = shift_biases(equalise_channels(fold_batchnorm(prepared(onnx.load(str(src)))), calibration.scales), calibration.shifts)
-    quantize_static_qdq(model, dst, calibration.ranges)
+    """Write the static int8 QDQ graph of the fp32 graph ``src`` at ``calibration``: from
+    ``equalised_fp32`` with the bias shifts subtracted (``shift_biases``), PRelu run on uint8
+    after (``integer_prelu``). Deterministic: the same inputs give the same bytes."""
+    quantize_static_qdq(shift_biases(equalised_fp32(src, calibration.scales), calibration.shifts), dst, calibration.ranges)
     model = integer_prelu(onnx.load(str(dst)))
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
